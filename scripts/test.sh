@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: set up (idempotent), then run the whole test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh test/geometry -k render
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup.sh"
+cd "$ROOT"
+# DDS traffic of the tests stays on this machine.
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+exec "$ROOT/.venv/bin/python" -m pytest "${@:-test}" -q -rs

@@ -1,0 +1,1 @@
+"""eval layer of worldstereo_ros."""

@@ -1,0 +1,1 @@
+"""generation layer of worldstereo_ros."""

@@ -1,0 +1,1 @@
+"""geometry layer of worldstereo_ros."""

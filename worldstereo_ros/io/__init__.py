@@ -1,0 +1,1 @@
+"""io layer of worldstereo_ros."""

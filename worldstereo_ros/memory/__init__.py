@@ -1,0 +1,1 @@
+"""memory layer of worldstereo_ros."""

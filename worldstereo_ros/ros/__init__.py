@@ -1,0 +1,1 @@
+"""ros layer of worldstereo_ros."""
