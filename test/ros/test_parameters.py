@@ -1,0 +1,36 @@
+"""The parameter table, config/worldstereo.yaml and the validation agree (issue 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from worldstereo_ros.errors import ConfigError
+from worldstereo_ros.ros import parameters
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "worldstereo.yaml"
+
+
+def test_yaml_holds_every_default_and_nothing_else():
+    values = yaml.safe_load(CONFIG.read_text())["imagination_node"]["ros__parameters"]
+    assert values == parameters.defaults()
+
+
+def test_validation_names_the_parameter():
+    with pytest.raises(ConfigError, match="frames_per_path: must be >= 2"):
+        parameters.validate({"frames_per_path": 1})
+    with pytest.raises(ConfigError, match="memory: must be one of none, ggm, ggm\\+ssm"):
+        parameters.validate({"memory": "all"})
+    with pytest.raises(ConfigError, match="voxel_size_m: expected double, got str"):
+        parameters.validate({"voxel_size_m": "1cm"})
+    with pytest.raises(ConfigError, match="no_such: unknown parameter"):
+        parameters.validate({"no_such": 1})
+    assert parameters.validate({"voxel_size_m": 1}) == {"voxel_size_m": 1.0}
+
+
+def test_markdown_table_lists_every_parameter():
+    table = parameters.markdown_table()
+    for spec in parameters.IMAGINATION_NODE_PARAMS:
+        assert f"`{spec.name}`" in table

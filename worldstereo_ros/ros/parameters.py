@@ -1,0 +1,143 @@
+"""The imagination node's parameters: one table for the ROS declarations, the YAML and the README.
+
+Each :class:`ParamSpec` carries type, default, unit, range and description. ``config/worldstereo.yaml``
+holds every default (a test checks they agree), :func:`declare` turns the table into typed ROS
+parameters with descriptors, and ``python -m worldstereo_ros.ros.parameters`` prints the README table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from worldstereo_ros.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    #: read-only parameters take effect only at start-up (they shape subscriptions or the pipeline).
+    read_only: bool = False
+
+    @property
+    def type_name(self) -> str:
+        return {bool: "bool", int: "int", float: "double", str: "string"}[type(self.default)]
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` converted to this parameter's type, or raise ConfigError naming the parameter."""
+        kind = type(self.default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not kind:
+            raise ConfigError(self.name, f"expected {self.type_name}, got {type(value).__name__} {value!r}")
+        if self.min is not None and value < self.min:
+            raise ConfigError(self.name, f"must be >= {self.min} {self.unit}".rstrip() + f", got {value}")
+        if self.max is not None and value > self.max:
+            raise ConfigError(self.name, f"must be <= {self.max} {self.unit}".rstrip() + f", got {value}")
+        if self.choices and value not in self.choices:
+            raise ConfigError(self.name, f"must be one of {', '.join(self.choices)}; got {value!r}")
+        return value
+
+
+IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("fixed_frame", "map", "Frame the cache, poses and imagined views are expressed in."),
+    ParamSpec("base_frame", "base_link", "Robot frame whose poses candidate paths give; the camera "
+              "extrinsic is looked up from it."),
+    ParamSpec("camera_frame", "", "Camera optical frame; empty = the image's header.frame_id."),
+    ParamSpec("snapshot_frame", "worldstereo_snapshot", "TF frame published at the snapshot camera pose "
+              "(child of fixed_frame)."),
+    ParamSpec("backend", "render_fill", "Generator backend.", choices=("render_fill",), read_only=True),
+    ParamSpec("model_path", "", "Local folder with model weights (diffusion backends); unused by render_fill.",
+              read_only=True),
+    ParamSpec("device", "cpu", "Torch device for the pipeline (cpu, cuda, cuda:1, ...).", read_only=True),
+    ParamSpec("memory", "ggm+ssm", "Memories used across paths: none, ggm (global cache), ggm+ssm "
+              "(cache + keyframe references).", choices=("none", "ggm", "ggm+ssm")),
+    ParamSpec("frames_per_path", 25, "Imagined views per path (a goal may override).", "views", 2, 500),
+    ParamSpec("image_width", 0, "Width of the imagined views; 0 = the camera's.", "px", 0, 4096),
+    ParamSpec("image_height", 0, "Height of the imagined views; 0 = the camera's.", "px", 0, 4096),
+    ParamSpec("voxel_size_m", 0.01, "Voxel size of the global cache.", "m", 0.001, 1.0, read_only=True),
+    ParamSpec("max_cache_points", 5_000_000, "Point budget of the global cache (lowest confidence "
+              "evicted first).", "points", 1000, 100_000_000, read_only=True),
+    ParamSpec("publish_voxel_size_m", 0.02, "Voxel size of the published global_cache; 0 = the cache's "
+              "own points.", "m", 0.0, 1.0),
+    ParamSpec("local_radius_m", 4.0, "Radius of local_cache around the robot.", "m", 0.1, 100.0),
+    ParamSpec("local_frame", "", "Frame of local_cache; empty = base_frame.", ""),
+    ParamSpec("local_rate_hz", 2.0, "Rate of local_cache; 0 = off.", "Hz", 0.0, 50.0),
+    ParamSpec("sync_tolerance_s", 0.02, "Largest stamp difference between image, depth and camera_info "
+              "paired into a snapshot.", "s", 0.0, 1.0),
+    ParamSpec("snapshot_period_s", 0.0, "Take a snapshot every this many seconds; 0 = only on request.",
+              "s", 0.0, 3600.0),
+    ParamSpec("use_compressed", False, "Subscribe to image as sensor_msgs/CompressedImage.", read_only=True),
+    ParamSpec("busy_policy", "queue", "A request arriving while busy: queue (bounded) or preempt the "
+              "running one.", choices=("queue", "preempt")),
+    ParamSpec("queue_size", 2, "Requests waiting behind the running one (queue policy; the oldest is "
+              "dropped when full).", "requests", 1, 100),
+    ParamSpec("publish_camera_tf", False, "Publish each imagined camera as a TF frame "
+              "worldstereo/<path_id>/<index>."),
+    ParamSpec("input_reliability", "best_effort", "Reliability of the camera subscriptions "
+              "(best_effort matches sensor drivers and reliable publishers).",
+              choices=("best_effort", "reliable"), read_only=True),
+    ParamSpec("input_depth", 5, "History depth of the camera subscriptions.", "messages", 1, 100,
+              read_only=True),
+    ParamSpec("tf_timeout_s", 0.2, "How long a TF lookup may wait for data.", "s", 0.0, 10.0),
+    ParamSpec("bank_capacity", 8, "Keyframes kept in the spatial-stereo memory.", "keyframes", 1, 256,
+              read_only=True),
+    ParamSpec("keyframe_stride", 5, "Every n-th imagined view becomes a keyframe.", "views", 1, 100,
+              read_only=True),
+    ParamSpec("seed", 0, "Seed of the generator (runs are repeatable).", "", 0, 2**31 - 1),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics.", "s", 0.1, 60.0),
+)
+
+PARAMS_BY_NAME = {p.name: p for p in IMAGINATION_NODE_PARAMS}
+
+
+def defaults() -> dict[str, Any]:
+    return {p.name: p.default for p in IMAGINATION_NODE_PARAMS}
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Check a full or partial parameter dict; unknown names and bad values raise ConfigError."""
+    out = {}
+    for name, value in values.items():
+        if name not in PARAMS_BY_NAME:
+            raise ConfigError(name, f"unknown parameter; valid: {', '.join(sorted(PARAMS_BY_NAME))}")
+        out[name] = PARAMS_BY_NAME[name].check(value)
+    return out
+
+
+def declare(node) -> dict[str, Any]:
+    """Declare every parameter on ``node`` with a typed descriptor; return the current values."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    for spec in IMAGINATION_NODE_PARAMS:
+        text = spec.description + (f" [{spec.unit}]" if spec.unit else "")
+        if spec.choices:
+            text += f" One of: {', '.join(spec.choices)}."
+        desc = ParameterDescriptor(name=spec.name, description=text, read_only=spec.read_only)
+        if isinstance(spec.default, float) and spec.min is not None:
+            desc.floating_point_range = [FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max))]
+        elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.min is not None:
+            desc.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
+        node.declare_parameter(spec.name, spec.default, desc)
+    values = {p.name: node.get_parameter(p.name).value for p in IMAGINATION_NODE_PARAMS}
+    return validate(values)
+
+
+def markdown_table() -> str:
+    """The README's parameter table."""
+    rows = ["| parameter | type | default | unit | description |", "|---|---|---|---|---|"]
+    for p in IMAGINATION_NODE_PARAMS:
+        extra = f" One of: {', '.join(f'`{c}`' for c in p.choices)}." if p.choices else ""
+        extra += " Start-up only." if p.read_only else ""
+        rows.append(f"| `{p.name}` | {p.type_name} | `{p.default!r}` | {p.unit} | {p.description}{extra} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
