@@ -1,0 +1,157 @@
+"""sensor_msgs/Image and CompressedImage <-> numpy.
+
+Numpy side: colour images are uint8 (H, W, 3) RGB (alpha dropped) or (H, W, 4) for the *a8
+encodings via :func:`image_to_numpy`; depth is float32 metres with 0 = unknown
+(:func:`depth_from_image`: 16UC1/mono16 millimetres, 0 invalid; 32FC1 metres, NaN/inf/<= 0 invalid).
+``step`` padding and ``is_bigendian`` are honoured.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+
+from worldstereo_ros.errors import ConversionError
+
+# encoding -> (dtype, channels)
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1")
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
+
+def as_bytes_array(data, field: str) -> np.ndarray:
+    """A uint8 view of a message's byte field (array.array, bytes or a list of ints)."""
+    try:
+        if isinstance(data, (list, tuple)):
+            return np.asarray(data, dtype=np.uint8)
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ConversionError(field, f"not a byte buffer: {err}") from None
+
+
+def _check_encoding(encoding: str, allowed) -> tuple[np.dtype, int]:
+    if encoding not in allowed:
+        raise ConversionError("encoding", f"unsupported {encoding!r}; supported: {', '.join(allowed)}")
+    return ENCODINGS[encoding]
+
+
+def image_to_numpy(msg: Image) -> np.ndarray:
+    """The pixels of ``msg`` as (H, W) or (H, W, C) in the encoding's own dtype and channel order.
+
+    Returns a read-only view of ``msg.data`` where the layout allows (no padding, native byte order).
+    """
+    dtype, channels = _check_encoding(msg.encoding, tuple(ENCODINGS))
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise ConversionError("height" if h <= 0 else "width", f"must be positive, got {h}x{w}")
+    row_bytes = w * channels * dtype.itemsize
+    if step < row_bytes:
+        raise ConversionError("step", f"{step} is less than width x bytes per pixel = {row_bytes}")
+    buf = as_bytes_array(msg.data, "data")
+    if buf.size != h * step:
+        raise ConversionError("data", f"expected height x step = {h * step} bytes, got {buf.size}")
+    rows = buf.reshape(h, step)[:, :row_bytes]
+    big = bool(msg.is_bigendian)
+    pixel_dtype = dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype
+    if step == row_bytes:
+        arr = rows.reshape(-1).view(pixel_dtype)
+    else:
+        arr = np.ascontiguousarray(rows).reshape(-1).view(pixel_dtype)
+    if pixel_dtype != dtype:
+        arr = arr.astype(dtype)
+    arr = arr.reshape(h, w, channels) if channels > 1 else arr.reshape(h, w)
+    return arr
+
+
+def rgb_from_image(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from any colour encoding (mono is replicated, alpha dropped)."""
+    _check_encoding(msg.encoding, COLOUR_ENCODINGS)
+    arr = image_to_numpy(msg)
+    if msg.encoding in ("mono8", "8UC1"):
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if msg.encoding.startswith("bgr"):
+        arr = arr[:, :, 2::-1]
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def depth_from_image(msg: Image) -> np.ndarray:
+    """(H, W) float32 metres, 0 = unknown, from 16UC1/mono16 (mm) or 32FC1 (m)."""
+    _check_encoding(msg.encoding, DEPTH_ENCODINGS)
+    arr = image_to_numpy(msg)
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) * np.float32(0.001)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(arr) & (arr > 0), arr, np.float32(0)).astype(np.float32)
+
+
+def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
+    """An Image holding ``array`` ((H, W) or (H, W, C) matching ``encoding``), little-endian, no padding."""
+    dtype, channels = _check_encoding(encoding, tuple(ENCODINGS))
+    array = np.asarray(array)
+    expected = (channels,) if channels > 1 else ()
+    if array.ndim != 2 + (channels > 1) or array.shape[2:] != expected or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ConversionError("array", f"expected shape (H, W{', ' + str(channels) if channels > 1 else ''}) for "
+                                       f"{encoding}, got {array.shape}")
+    if array.dtype != dtype:
+        raise ConversionError("array", f"expected dtype {dtype} for {encoding}, got {array.dtype}")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels * dtype.itemsize
+    msg.data = np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tobytes()
+    return msg
+
+
+def rgb_to_image(rgb: np.ndarray, header=None) -> Image:
+    """rgb8 Image from (H, W, 3) uint8, or float in [0, 1] (rounded)."""
+    rgb = np.asarray(rgb)
+    if np.issubdtype(rgb.dtype, np.floating):
+        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return numpy_to_image(rgb, "rgb8", header)
+
+
+def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1", header=None) -> Image:
+    """Depth image from (H, W) metres (0 = unknown): 32FC1 metres or 16UC1 millimetres (saturating)."""
+    depth_m = np.asarray(depth_m, dtype=np.float32)
+    if encoding == "32FC1":
+        return numpy_to_image(depth_m, encoding, header)
+    if encoding == "16UC1":
+        mm = np.clip(np.nan_to_num(depth_m, nan=0.0, posinf=0.0) * 1000.0 + 0.5, 0, 65535).astype(np.uint16)
+        return numpy_to_image(mm, encoding, header)
+    raise ConversionError("encoding", f"depth must be 32FC1 or 16UC1, got {encoding!r}")
+
+
+def compressed_to_numpy(msg: CompressedImage) -> np.ndarray:
+    """Decode jpeg/png: (H, W, 3) uint8 RGB for colour, (H, W) uint8/uint16 for single-channel png.
+
+    ``format`` may be "jpeg", "png", or image_transport's "rgb8; jpeg compressed bgr8" style.
+    compressedDepth's 12-byte header is skipped.
+    """
+    fmt = (msg.format or "").lower()
+    if not any(k in fmt for k in ("jpeg", "jpg", "png")):
+        raise ConversionError("format", f"unsupported {msg.format!r}; supported: jpeg, png")
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    if "compresseddepth" in fmt:
+        data = data[12:]
+    if data.size == 0:
+        raise ConversionError("data", "empty")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ConversionError("data", f"could not be decoded as {msg.format!r}")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return img
