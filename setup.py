@@ -28,7 +28,6 @@ setup(
     entry_points={
         "console_scripts": [
             "worldstereo-ros = worldstereo_ros.cli:main",
-            "imagination_node = worldstereo_ros.ros.imagination_node:main",
             "replay_node = worldstereo_ros.ros.replay_node:main",
         ],
     },
