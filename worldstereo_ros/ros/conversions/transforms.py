@@ -32,26 +32,23 @@ def _check_position(p: np.ndarray, field: str) -> None:
         raise ConversionError(field, "position must be finite")
 
 
+def _matrix(p, q, field: str, position_name: str, rotation_name: str) -> np.ndarray:
+    position = np.array([p.x, p.y, p.z], dtype=np.float64)
+    _check_position(position, f"{field}.{position_name}")
+    T = np.eye(4)
+    T[:3, :3] = _rotation_from_xyzw(np.array([q.x, q.y, q.z, q.w]), f"{field}.{rotation_name}")
+    T[:3, 3] = position
+    return T
+
+
 def pose_to_matrix(pose: Pose, field: str = "pose") -> np.ndarray:
     """(4, 4) from a geometry_msgs/Pose."""
-    q = np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w])
-    p = np.array([pose.position.x, pose.position.y, pose.position.z])
-    _check_position(p, f"{field}.position")
-    T = np.eye(4)
-    T[:3, :3] = _rotation_from_xyzw(q, f"{field}.orientation")
-    T[:3, 3] = p
-    return T
+    return _matrix(pose.position, pose.orientation, field, "position", "orientation")
 
 
 def transform_to_matrix(transform: Transform, field: str = "transform") -> np.ndarray:
     """(4, 4) from a geometry_msgs/Transform."""
-    q = np.array([transform.rotation.x, transform.rotation.y, transform.rotation.z, transform.rotation.w])
-    p = np.array([transform.translation.x, transform.translation.y, transform.translation.z])
-    _check_position(p, f"{field}.translation")
-    T = np.eye(4)
-    T[:3, :3] = _rotation_from_xyzw(q, f"{field}.rotation")
-    T[:3, 3] = p
-    return T
+    return _matrix(transform.translation, transform.rotation, field, "translation", "rotation")
 
 
 def _check_matrix(T: np.ndarray) -> np.ndarray:
