@@ -29,6 +29,7 @@ setup(
         "console_scripts": [
             "worldstereo-ros = worldstereo_ros.cli:main",
             "replay_node = worldstereo_ros.ros.replay_node:main",
+            "imagination_node = worldstereo_ros.ros.imagination_node:main",
         ],
     },
 )

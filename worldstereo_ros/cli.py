@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Callable
 
+DEFAULT_TRAJECTORIES = "orbit:30,up:10,left:0.5,right:0.5"
+
 
 def _smoke_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/smoke", help="folder for the synthetic frames and the received preview")
@@ -33,8 +35,230 @@ def _replay(args: argparse.Namespace) -> int:
     return main(["replay_node", *args.ros_args])
 
 
+# ---------------------------------------------------------------------------------------------- imagine / demo
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}") from exc
+    if w < 8 or h < 8:
+        raise argparse.ArgumentTypeError(f"image size must be at least 8x8, got {text!r}")
+    return w, h
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
+    """Options shared by ``imagine`` and ``demo``."""
+    paths = p.add_mutually_exclusive_group()
+    paths.add_argument("--trajectories", default=None,
+                       help=f"comma-separated name:amount list (orbit/up in degrees, left/right/forward in metres); "
+                            f"default {DEFAULT_TRAJECTORIES!r}")
+    paths.add_argument("--poses-file", default=None,
+                       help="camera poses instead: a TUM text file (one trajectory) or a JSON poses file")
+    p.add_argument("--frames", type=_positive_int, default=None,
+                   help="views per trajectory (default 25; with --poses-file the poses are resampled to this many "
+                        "when given)")
+    p.add_argument("--size", type=_size, default=None, help="size of the imagined views, WIDTHxHEIGHT "
+                                                            "(default: the snapshot's)")
+    p.add_argument("--out", required=out_default is None, default=out_default, help="output folder")
+    p.add_argument("--backend", default="render_fill", help="generator backend")
+    p.add_argument("--memory", default="ggm+ssm", choices=("none", "ggm", "ggm+ssm"),
+                   help="memories kept across trajectories")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator (runs are repeatable)")
+    p.add_argument("--voxel-size-m", type=float, default=0.01, help="voxel size of the global cache, metres")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of the videos")
+    p.add_argument("--mesh-voxel-m", type=float, default=None,
+                   help="TSDF voxel size of the mesh, metres (default: 1/100 of the median depth)")
+    p.add_argument("--skip", default="", help="comma-separated exports to skip: frames, videos, contact_sheet, "
+                                              "cache_ply, poses, colmap, mesh")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _trajectories(args: argparse.Namespace, pipeline) -> list:
+    """Trajectory objects from ``--trajectories`` or ``--poses-file``."""
+    from worldstereo_ros.pipeline import Trajectory
+
+    if args.poses_file:
+        from worldstereo_ros.geometry.trajectories import resample_path
+        from worldstereo_ros.io.poses import read_poses_file
+
+        out = []
+        for track in read_poses_file(args.poses_file):
+            T = track.T_world_cam
+            if args.frames is not None and args.frames != T.shape[0]:
+                T = resample_path(T, args.frames)
+                T = T.numpy() if hasattr(T, "numpy") else T
+            out.append(Trajectory(track.id, T, track.K if args.frames is None else None))
+        return out
+    from worldstereo_ros.geometry.trajectories import build_trajectory, parse_trajectory_spec
+
+    frames = args.frames or 25
+    specs = parse_trajectory_spec(args.trajectories or DEFAULT_TRAJECTORIES)
+    out, seen = [], {}
+    for spec in specs:
+        name = str(spec.name)
+        seen[name] = seen.get(name, 0) + 1
+        tid = name if seen[name] == 1 else f"{name}_{seen[name]}"
+        T = build_trajectory(spec, pipeline.snapshot.T_world_cam, frames, pipeline.depth_median_m)
+        T = T.numpy() if hasattr(T, "numpy") else T
+        out.append(Trajectory(tid, T))
+    return out
+
+
+def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
+    """Run the pipeline on ``snapshot`` with the options in ``args``, write the outputs, print where they are."""
+    import json
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from worldstereo_ros.io.export import EXPORTS, export_run
+    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, STAGES
+
+    skip = [s.strip() for s in args.skip.split(",") if s.strip()]
+    bad = [s for s in skip if s not in EXPORTS]
+    if bad:
+        print(f"error: --skip: unknown {bad}; valid: {', '.join(EXPORTS)}", file=sys.stderr)
+        return 2
+    width, height = args.size if args.size else (None, None)
+    config = PipelineConfig(backend=args.backend, memory=args.memory, seed=args.seed, voxel_size_m=args.voxel_size_m,
+                            width=width, height=height, device=args.device)
+    t0 = time.perf_counter()
+    pipeline = ImaginationPipeline(config).initialize(snapshot)
+    t_init = time.perf_counter() - t0
+    trajectories = _trajectories(args, pipeline)
+    total = sum(len(t) for t in trajectories)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="frame", desc="imagining", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(p) -> None:
+        if bar is None:
+            return
+        if p.stage == "generate" and p.frame_index > 0:
+            bar.update(1)
+        bar.set_postfix_str(f"{p.trajectory_id} ({p.trajectory_index + 1}/{p.trajectory_count}) {p.stage}",
+                            refresh=False)
+
+    t0 = time.perf_counter()
+    try:
+        results = pipeline.run(trajectories, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    t_run = time.perf_counter() - t0
+    out = Path(args.out)
+    exports = [e for e in EXPORTS if e not in skip]
+    paths, write_s = export_run(out, snapshot, pipeline.cache, results, exports, fps=args.fps,
+                                mesh_voxel_m=args.mesh_voxel_m)
+    stages = {s: sum(r.timings_s.get(s, 0.0) for r in results) for s in STAGES[:-1]}
+    summary = {
+        "source": source,
+        "snapshot": {"width": snapshot.width, "height": snapshot.height, "panorama": snapshot.is_panorama,
+                     "K": None if snapshot.K is None else snapshot.K.tolist(),
+                     "T_world_cam": snapshot.T_world_cam.tolist(), "depth_median_m": pipeline.depth_median_m},
+        "config": config.to_dict(),
+        "trajectories": [{"id": r.id, "frames": r.num_frames, "width": r.width, "height": r.height,
+                          "imagined_fraction": float(np.mean(r.imagined)), "cache_points_after": r.cache_points_after,
+                          "timings_s": r.timings_s} for r in results],
+        "cache_points": len(pipeline.cache),
+        "bank_keyframes": len(pipeline.bank),
+        "timings_s": {"initialize": t_init, "imagine": t_run, "imagine_stages": stages,
+                      "pipeline_total": t_init + t_run, "write": write_s, "write_total": sum(write_s.values())},
+        "outputs": {name: [str(p.relative_to(out)) for p in ps] for name, ps in paths.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    n_frames = sum(r.num_frames for r in results)
+    print(f"imagined {len(results)} trajectories x {results[0].num_frames} frames "
+          f"({results[0].width}x{results[0].height}) from {source} in {t_init + t_run:.2f} s "
+          f"(initialize {t_init:.2f} s, {n_frames / max(t_run, 1e-9):.1f} frames/s); "
+          f"cache: {len(pipeline.cache)} points; files written in {sum(write_s.values()):.2f} s")
+    print("  " + ", ".join(f"{s} {v:.2f} s" for s, v in stages.items()))
+    where = {
+        "frames": out / "frames", "videos": out / "videos", "contact_sheet": out / "contact_sheet.png",
+        "cache_ply": out / "cache.ply", "poses": out / "poses.json", "colmap": out / "colmap",
+        "mesh": out / "mesh.ply",
+    }
+    for name in exports:
+        print(f"  {name:<14} {where[name]}")
+    print(f"  {'summary':<14} {out / 'summary.json'}")
+    return 0
+
+
+def _imagine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rgb", required=True, help="colour image (PNG/JPEG)")
+    p.add_argument("--depth", required=True, help="depth: uint16 PNG (millimetres by default) or float32 .npy metres")
+    p.add_argument("--depth-scale", type=float, default=None,
+                   help="metres per depth unit (default 0.001 for PNG, 1 for .npy)")
+    p.add_argument("--intrinsics", required=True,
+                   help="'fx,fy,cx,cy', a 3x3 text file (e.g. 7-Scenes camera-intrinsics.txt) or a file with the "
+                        "four numbers")
+    p.add_argument("--pose", default=None, help="4x4 camera-to-world text file (default identity)")
+    _run_args(p, out_default=None)
+
+
+def _imagine(args: argparse.Namespace) -> int:
+    from worldstereo_ros.errors import WorldStereoError
+    from worldstereo_ros.io.snapshot_files import load_snapshot
+
+    try:
+        snapshot = load_snapshot(args.rgb, args.depth, args.intrinsics, args.pose, args.depth_scale)
+        return _imagine_and_export(snapshot, args, f"{args.rgb}")
+    except WorldStereoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rgbd-folder", default=None,
+                   help="a 7-Scenes-style folder to take the snapshot from (default: the procedural room)")
+    p.add_argument("--frame", type=int, default=0, help="frame number in --rgbd-folder")
+    _run_args(p, out_default="outputs/demo")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from worldstereo_ros.errors import WorldStereoError
+
+    try:
+        if args.rgbd_folder:
+            from worldstereo_ros.io.rgbd_folder import RgbdFolder
+            from worldstereo_ros.snapshot import Snapshot
+
+            frame = RgbdFolder(args.rgbd_folder).read(args.frame)
+            snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
+            source = f"{args.rgbd_folder} frame {args.frame}"
+        else:
+            from worldstereo_ros.io.procedural_scene import procedural_snapshot
+
+            width, height = args.size if args.size else (640, 480)
+            snapshot = procedural_snapshot(width, height)
+            source = f"the procedural room ({width}x{height})"
+        return _imagine_and_export(snapshot, args, source)
+    except WorldStereoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "imagine": ("imagine views along trajectories from one RGB-D snapshot and write frames, videos, the fused "
+                "cache, poses, a COLMAP model and a mesh", _imagine_args, _imagine),
+    "demo": ("imagine the four standard trajectories (orbit, up, left, right) from the procedural room or a "
+             "7-Scenes frame; no data or network needed", _demo_args, _demo),
     "smoke": ("start a replay node in another process on a synthetic RGB-D sequence and receive its topics over "
               "DDS", _smoke_args, _smoke),
     "replay": ("publish a 7-Scenes-style RGB-D folder as image/depth/camera_info/tf", _replay_args, _replay),

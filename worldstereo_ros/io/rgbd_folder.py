@@ -30,6 +30,23 @@ class RgbdFrame:
     K: np.ndarray
 
 
+def nearest_rigid(T: np.ndarray, field: str = "T_world_cam") -> np.ndarray:
+    """``T`` with its rotation block replaced by the nearest rotation (SVD), bottom row [0, 0, 0, 1].
+
+    Ground-truth files store rounded or drift-accumulated matrices (7-Scenes rotations are off
+    orthonormal by up to 2e-4), which strict consumers such as the TF conversions reject.
+    """
+    if T.shape != (4, 4) or not np.isfinite(T).all():
+        raise InputError(field, f"expected a finite 4x4 matrix, got shape {T.shape}")
+    U, _, Vt = np.linalg.svd(T[:3, :3])
+    R = U @ Vt
+    if np.linalg.det(R) < 0 or np.abs(R - T[:3, :3]).max() > 1e-2:
+        raise InputError(field, "rotation block is not close to a rotation matrix")
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = R, T[:3, 3]
+    return out
+
+
 class RgbdFolder:
     """Random access to the frames of a 7-Scenes-style folder."""
 
@@ -67,6 +84,7 @@ class RgbdFolder:
         depth = np.where((depth_raw > 0) & (depth_raw < 65535), depth_raw * np.float32(self.depth_scale_m), 0)
         pose_file = self._file(index, "pose.txt")
         T = np.loadtxt(pose_file, dtype=np.float64).reshape(4, 4) if pose_file.is_file() else np.eye(4)
+        T = nearest_rigid(T, f"frame-{index:06d}.pose.txt")
         return RgbdFrame(index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth.astype(np.float32), T, self.K.copy())
 
 

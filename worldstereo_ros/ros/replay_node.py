@@ -1,15 +1,20 @@
 """replay_node: publish a folder of RGB-D frames + poses as a camera would, so demos and tests need none.
 
 Publishes ``image`` (rgb8), ``depth`` (16UC1, mm), ``camera_info`` (sensor-data QoS, all three with
-the same stamp and the camera's optical frame) and the camera pose on /tf
-(``fixed_frame`` -> ``camera_frame``), at ``rate_hz``.
+the same stamp and the camera's optical frame) and the camera pose on /tf, at ``rate_hz``. With
+``base_frame`` empty the pose is ``fixed_frame`` -> ``camera_frame``; otherwise the folder's camera
+poses are replayed as a robot would publish them: ``fixed_frame`` -> ``base_frame`` on /tf and the
+mounting extrinsic ``base_frame`` -> ``camera_frame`` (``base_to_camera``: x, y, z, qx, qy, qz, qw; the
+default is a camera at the base origin with REP 103 optical axes) on /tf_static.
 """
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
 import rclpy
+from geometry_msgs.msg import Point, Pose, Quaternion
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -20,7 +25,7 @@ from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.io.rgbd_folder import RgbdFolder
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
-from worldstereo_ros.ros.conversions.transforms import make_transform_stamped
+from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix
 from worldstereo_ros.ros.tf import TfBroadcaster
 
 
@@ -37,6 +42,8 @@ class ReplayNode(Node):
         self.stride = max(1, int(self.declare_parameter("stride", 1).value))
         self.max_frames = int(self.declare_parameter("max_frames", 0).value)
         self.loop = bool(self.declare_parameter("loop", False).value)
+        self.base_frame = self.declare_parameter("base_frame", "").value
+        extrinsic = list(self.declare_parameter("base_to_camera", [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5]).value)
         if self.rate_hz <= 0:
             raise WorldStereoError(f"rate_hz: must be positive, got {self.rate_hz}")
         self.folder = RgbdFolder(self.folder_path)
@@ -47,6 +54,16 @@ class ReplayNode(Node):
         self.pub_depth = self.create_publisher(Image, "depth", qos_profile_sensor_data)
         self.pub_info = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         self.tf = TfBroadcaster(self)
+        self.T_base_cam = None
+        if self.base_frame:
+            if len(extrinsic) != 7:
+                raise WorldStereoError(f"base_to_camera: expected 7 numbers (x y z qx qy qz qw), got {len(extrinsic)}")
+            self.T_base_cam = pose_to_matrix(Pose(position=Point(x=extrinsic[0], y=extrinsic[1], z=extrinsic[2]),
+                                                  orientation=Quaternion(x=extrinsic[3], y=extrinsic[4],
+                                                                         z=extrinsic[5], w=extrinsic[6])),
+                                             "base_to_camera")
+            self.tf.send_static([make_transform_stamped(self.base_frame, self.camera_frame, self.T_base_cam,
+                                                        self.get_clock().now().to_msg())])
         self.published = 0
         self._cursor = 0
         self.create_timer(1.0 / self.rate_hz, self._tick)
@@ -61,7 +78,11 @@ class ReplayNode(Node):
         self._cursor += 1
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.camera_frame)
         # TF first, so a subscriber pairing the images finds the pose at their stamp.
-        self.tf.send([make_transform_stamped(self.fixed_frame, self.camera_frame, frame.T_world_cam, header.stamp)])
+        if self.T_base_cam is None:
+            self.tf.send([make_transform_stamped(self.fixed_frame, self.camera_frame, frame.T_world_cam, header.stamp)])
+        else:
+            T_world_base = frame.T_world_cam @ np.linalg.inv(self.T_base_cam)
+            self.tf.send([make_transform_stamped(self.fixed_frame, self.base_frame, T_world_base, header.stamp)])
         self.pub_info.publish(intrinsics_to_camera_info(frame.K, frame.rgb.shape[1], frame.rgb.shape[0], header))
         self.pub_depth.publish(depth_to_image(frame.depth, "16UC1", header))
         self.pub_image.publish(numpy_to_image(frame.rgb, "rgb8", header))

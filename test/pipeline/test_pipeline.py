@@ -1,0 +1,194 @@
+"""ImaginationPipeline end to end on a tiny snapshot (64 x 48, 2 trajectories x 4 frames)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from worldstereo_ros.errors import ConfigError, InputError
+from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator
+from worldstereo_ros.io.procedural_scene import procedural_snapshot
+from worldstereo_ros.pipeline import STAGES, Cancelled, ImaginationPipeline, PipelineConfig, Progress, Trajectory
+
+W, H = 64, 48
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    return procedural_snapshot(W, H, spacing_m=0.02)
+
+
+def _path(T0: np.ndarray, n: int, dx_m: float, yaw_deg: float) -> np.ndarray:
+    """n poses moving dx_m along the camera's x axis while turning yaw_deg about its y axis."""
+    out = np.tile(T0, (n, 1, 1))
+    for i in range(n):
+        s = (i + 1) / n
+        a = math.radians(yaw_deg * s)
+        step = np.eye(4)
+        step[:3, :3] = [[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]]
+        step[0, 3] = dx_m * s
+        out[i] = T0 @ step
+    return out
+
+
+def _trajectories(snapshot) -> list[Trajectory]:
+    return [Trajectory("right", _path(snapshot.T_world_cam, 4, 0.4, -15.0)),
+            Trajectory("left", _path(snapshot.T_world_cam, 4, -0.4, 15.0))]
+
+
+def _config(**kw) -> PipelineConfig:
+    base = dict(voxel_size_m=0.04, bank_capacity=3, keyframe_stride=2)
+    base.update(kw)
+    return PipelineConfig(**base)
+
+
+def test_cache_grows_and_bank_stays_bounded(snapshot):
+    pipe = ImaginationPipeline(_config(bank_capacity=2, keyframe_stride=1)).initialize(snapshot)
+    n0 = len(pipe.cache)
+    assert len(pipe.bank) == 1  # the snapshot itself
+    results = pipe.run(_trajectories(snapshot))
+    assert len(pipe.cache) > n0
+    assert results[0].cache_points_after <= results[1].cache_points_after == len(pipe.cache)
+    assert len(pipe.bank) == 2
+    r = results[0]
+    assert r.rgb.shape == (4, H, W, 3) and r.depth.shape == (4, H, W) and r.imagined.shape == (4, H, W)
+    assert r.rgb.dtype == np.float32 and r.imagined.dtype == bool
+    assert r.imagined.any() and (~r.imagined).any()
+    assert set(STAGES[:-1]) <= set(r.timings_s)
+
+
+def test_progress_and_on_frame_come_in_order(snapshot):
+    events: list[Progress] = []
+    frames = []
+    pipe = ImaginationPipeline(_config()).initialize(snapshot)
+    pipe.run(_trajectories(snapshot), progress=events.append,
+             on_frame=lambda tid, i, rgb, depth, imag, T, K: frames.append((tid, i, rgb.shape, T.shape, K.shape)))
+    assert [(f[0], f[1]) for f in frames] == [("right", i) for i in range(4)] + [("left", i) for i in range(4)]
+    assert frames[0][2:] == ((H, W, 3), (4, 4), (3, 3))
+    for k, tid in enumerate(["right", "left"]):
+        mine = [e for e in events if e.trajectory_id == tid]
+        assert all(e.trajectory_index == k and e.trajectory_count == 2 and e.frame_count == 4 for e in mine)
+        stages = [e.stage for e in mine]
+        assert [s for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]] == list(STAGES)
+        assert [e.frame_index for e in mine if e.stage == "generate"] == [0, 1, 2, 3, 4]
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+
+
+def test_cancel_stops_between_frames_and_leaves_no_trace(snapshot):
+    pipe = ImaginationPipeline(_config()).initialize(snapshot)
+    xyz0 = pipe.cache.xyz.clone()
+    seen = []
+    with pytest.raises(Cancelled, match="right"):
+        pipe.run(_trajectories(snapshot), on_frame=lambda *a: seen.append(a[1]), should_cancel=lambda: len(seen) >= 2)
+    assert seen == [0, 1]
+    assert torch.equal(pipe.cache.xyz, xyz0) and len(pipe.bank) == 1
+    with pytest.raises(Cancelled, match="before trajectory"):
+        pipe.run(_trajectories(snapshot), should_cancel=lambda: True)
+
+
+def test_memory_none_keeps_the_initial_cloud(snapshot):
+    pipe = ImaginationPipeline(_config(memory="none")).initialize(snapshot)
+    xyz0, rgb0 = pipe.cache.xyz.clone(), pipe.cache.rgb.clone()
+    results = pipe.run(_trajectories(snapshot))
+    assert torch.equal(pipe.cache.xyz, xyz0) and torch.equal(pipe.cache.rgb, rgb0)
+    assert len(pipe.bank) == 0 and all(refs == [] for refs in results[1].reference_ids)
+
+
+def test_ggm_ssm_retrieves_references_and_ggm_does_not(snapshot):
+    full = ImaginationPipeline(_config()).initialize(snapshot).run(_trajectories(snapshot))
+    assert any(refs for refs in full[1].reference_ids)
+    ggm = ImaginationPipeline(_config(memory="ggm")).initialize(snapshot).run(_trajectories(snapshot))
+    assert all(refs == [] for r in ggm for refs in r.reference_ids)
+
+
+def test_same_seed_same_result(snapshot):
+    a = ImaginationPipeline(_config(seed=3)).initialize(snapshot).run(_trajectories(snapshot))
+    pipe = ImaginationPipeline(_config(seed=3)).initialize(snapshot)
+    b = pipe.run(_trajectories(snapshot))
+    for ra, rb in zip(a, b):
+        np.testing.assert_array_equal(ra.rgb, rb.rgb)
+        np.testing.assert_array_equal(ra.depth, rb.depth)
+        np.testing.assert_array_equal(ra.imagined, rb.imagined)
+    # reset() starts over from the same snapshot
+    n = len(pipe.reset().cache)
+    c = pipe.run(_trajectories(snapshot))
+    np.testing.assert_array_equal(c[1].rgb, b[1].rgb)
+    assert n < len(pipe.cache)
+
+
+def test_target_size_rescales_the_intrinsics(snapshot):
+    pipe = ImaginationPipeline(_config(width=32, height=24)).initialize(snapshot)
+    [r] = pipe.run(_trajectories(snapshot)[:1])
+    assert r.rgb.shape == (4, 24, 32, 3)
+    np.testing.assert_allclose(r.K[0, 0], snapshot.K[0, 0] / 2)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("memory", "ssm", "memory.*none, ggm, ggm\\+ssm"),
+    ("backend", "nope", "backend.*render_fill"),
+    ("voxel_size_m", 0.0, "voxel_size_m"),
+    ("bank_capacity", 0, "bank_capacity"),
+    ("keyframe_stride", 1.5, "keyframe_stride"),
+    ("width", 64, "width"),
+    ("splat_px", -1, "splat_px"),
+    ("imagined_confidence", 2.0, "imagined_confidence"),
+])
+def test_config_errors_name_the_key(key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        PipelineConfig(**{key: value}).validate()
+
+
+def test_from_dict_rejects_unknown_keys():
+    assert PipelineConfig.from_dict({"memory": "ggm"}).memory == "ggm"
+    with pytest.raises(ConfigError, match="bogus.*valid: backend"):
+        PipelineConfig.from_dict({"bogus": 1})
+
+
+def test_bad_trajectories_and_order_of_calls(snapshot):
+    pipe = ImaginationPipeline(_config())
+    with pytest.raises(InputError, match="initialize"):
+        pipe.run(_trajectories(snapshot))
+    pipe.initialize(snapshot)
+    t = _trajectories(snapshot)[0]
+    with pytest.raises(InputError, match="unique"):
+        pipe.run([t, t])
+    with pytest.raises(InputError, match="T_world_cam"):
+        Trajectory("x", np.eye(4))
+    with pytest.raises(InputError, match="id"):
+        Trajectory("a b", np.eye(4)[None])
+
+
+class _HalfScaleBackend(Generator):
+    """Returns the conditioning render with depth at twice the true scale, marked non-metric; imagined
+    pixels get a constant far depth."""
+
+    name = "half_scale_test"
+    uses_references = False
+
+    def generate(self, request: GenerationRequest, generator=None, on_frame=None) -> GeneratedFrames:
+        request.check()
+        imagined = ~request.cond_mask
+        depth = np.where(request.cond_mask, 2.0 * request.cond_depth, 2.0 * 4.0).astype(np.float32)
+        rgb = np.where(imagined[..., None], 0.5, request.cond_rgb).astype(np.float32)
+        for i in range(request.num_frames):
+            if on_frame is not None:
+                on_frame(i, rgb[i], depth[i], imagined[i])
+        return GeneratedFrames(rgb, depth, imagined, depth_is_metric=False)
+
+
+def test_non_metric_depth_is_aligned_to_the_cache(snapshot):
+    pipe = ImaginationPipeline(_config(splat_px=0), backend=_HalfScaleBackend()).initialize(snapshot)
+    [r] = pipe.run(_trajectories(snapshot)[:1])
+    scale = np.cbrt(np.linalg.det(r.T_cache_generated[:3, :3]))
+    assert abs(scale - 0.5) < 0.01
+    observed = ~r.imagined & (r.depth > 0)
+    cond = pipe.cache.render(torch.as_tensor(r.K), torch.linalg.inv(torch.as_tensor(r.T_world_cam)), H, W)
+    # observed pixels now carry the cache's own depth again; a few border pixels differ because the merged
+    # imagined points (at the constant far depth) can win the z-test next to a hole
+    drawn = cond.depth.numpy()[observed]
+    close = np.abs(r.depth[observed] - drawn) <= 0.02 * drawn
+    assert close.mean() > 0.9, f"only {close.mean():.0%} of observed pixels agree with the cache"

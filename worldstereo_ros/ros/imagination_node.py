@@ -1,0 +1,511 @@
+"""imagination_node: imagine camera views along planned paths and publish the fused cache for planners.
+
+Data flow: ``image`` + ``depth`` + ``camera_info`` are paired by stamp (latest only); a snapshot takes the
+newest pair and its camera pose from TF (``fixed_frame`` <- the image's optical frame at the image stamp)
+and initialises the pipeline. A request (``planned_path``, ``candidate_paths`` or the ``imagine`` action)
+turns each path's base poses into camera poses through the base -> camera extrinsic from TF, resamples
+them to ``frames_per_path`` views and runs the pipeline on a worker thread; views are published as they
+are generated, the cache after each request. Topics, QoS and parameters: README, "imagination_node".
+
+Threads: subscriptions and timers run in the executor; inference runs on one worker thread fed by a
+bounded request queue (``busy_policy`` queue | preempt), so camera callbacks never wait on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from nav_msgs.msg import Path
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.msg import CandidatePaths, ImaginedView
+from worldstereo_ros.action import Imagine
+from worldstereo_ros.ros import parameters
+from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
+from worldstereo_ros.ros.conversions.image import (compressed_to_numpy, depth_from_image, depth_to_image,
+                                                   numpy_to_image, rgb_from_image)
+from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
+from worldstereo_ros.ros.conversions.transforms import (matrices_to_pose_array, matrix_to_pose, path_to_matrices)
+from worldstereo_ros.ros.diagnostics import ProblemLog
+from worldstereo_ros.ros.frame_sync import FrameSynchronizer, SyncedFrame
+from worldstereo_ros.ros.tf import TfBroadcaster, TfLookup, stamp_to_ns
+from worldstereo_ros.ros.transform_tree import TransformLookupError
+
+#: global_cache: like a latched map: late subscribers get the last cloud.
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         history=HistoryPolicy.KEEP_LAST)
+#: imagined/views and imagined/poses: every view matters to a consumer that keeps up (reliable), no latching.
+VIEWS_QOS = QoSProfile(depth=30, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                       history=HistoryPolicy.KEEP_LAST)
+
+
+class RequestError(WorldStereoError):
+    """A request that cannot run (bad path, no snapshot, missing TF): reported, never raised out of a callback."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass
+class ImagineRequest:
+    """One unit of work for the worker: paths (id, nav_msgs/Path) and how to run them."""
+
+    paths: list[tuple[str, Path]]
+    frames_per_path: int
+    new_snapshot: bool = False
+    goal_handle: object | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict = field(default_factory=dict)
+    feedback: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1))
+
+
+def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed: bool, frame_id: str):
+    """A validated Snapshot from one synced (image, depth, camera_info) triple.
+
+    Raises:
+        WorldStereoError (InputError / ConversionError) naming the field and the problem.
+    """
+    from worldstereo_ros.errors import InputError
+    from worldstereo_ros.snapshot import Snapshot
+
+    if compressed:
+        rgb = compressed_to_numpy(frame.image)
+    else:
+        rgb = rgb_from_image(frame.image)
+    depth = depth_from_image(frame.depth)
+    info = camera_info_to_intrinsics(frame.camera_info)
+    if info.is_distorted:
+        raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
+                                          "(image_rect) and its camera_info")
+    if depth.shape != rgb.shape[:2]:
+        raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
+                                  f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
+    if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
+        raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
+                                        f"{rgb.shape[1]}x{rgb.shape[0]}")
+    return Snapshot.create(rgb, depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
+
+
+class ImaginationNode(Node):
+    """See the module doc; parameters in :mod:`worldstereo_ros.ros.parameters`."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("imagination_node", **kwargs)
+        self.p = parameters.declare(self)
+        self.problems = ProblemLog(self.get_logger())
+        self.tf = TfLookup(self)
+        self.tf_out = TfBroadcaster(self)
+        self.sync = FrameSynchronizer(int(self.p["sync_tolerance_s"] * 1e9))
+        self._pipeline = None
+        self._snapshot = None
+        self._cache_version = 0
+        self._published_version = -1
+        self._lock = threading.Lock()
+        self._queue: collections.deque[ImagineRequest] = collections.deque()
+        self._wake = threading.Condition()
+        self._current: ImagineRequest | None = None
+        self._stopping = False
+        self.stats = collections.Counter()
+        self.last_timings: dict[str, float] = {}
+
+        sensors = MutuallyExclusiveCallbackGroup()
+        requests = ReentrantCallbackGroup()
+        qos_in = QoSProfile(depth=self.p["input_depth"], history=HistoryPolicy.KEEP_LAST,
+                            reliability=(ReliabilityPolicy.BEST_EFFORT if self.p["input_reliability"] == "best_effort"
+                                         else ReliabilityPolicy.RELIABLE))
+        image_type = CompressedImage if self.p["use_compressed"] else Image
+        self.create_subscription(image_type, "image", lambda m: self._on_camera("image", m), qos_in,
+                                 callback_group=sensors)
+        self.create_subscription(Image, "depth", lambda m: self._on_camera("depth", m), qos_in, callback_group=sensors)
+        self.create_subscription(CameraInfo, "camera_info", lambda m: self._on_camera("camera_info", m), qos_in,
+                                 callback_group=sensors)
+        self.create_subscription(Path, "planned_path", self._on_planned_path, 10, callback_group=requests)
+        self.create_subscription(CandidatePaths, "candidate_paths", self._on_candidate_paths, 10,
+                                 callback_group=requests)
+        self.pub_cache = self.create_publisher(PointCloud2, "global_cache", LATCHED_QOS)
+        self.pub_local = self.create_publisher(PointCloud2, "local_cache", qos_profile_sensor_data)
+        self.pub_views = self.create_publisher(ImaginedView, "imagined/views", VIEWS_QOS)
+        self.pub_poses = self.create_publisher(PoseArray, "imagined/poses", VIEWS_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(Trigger, "take_snapshot", self._on_take_snapshot, callback_group=requests)
+        self._action = ActionServer(self, Imagine, "imagine", execute_callback=self._execute_goal,
+                                    goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
+                                    callback_group=requests)
+        timers = MutuallyExclusiveCallbackGroup()
+        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics, callback_group=timers)
+        self.create_timer(0.5, self._publish_cache_if_needed, callback_group=timers)
+        if self.p["local_rate_hz"] > 0:
+            self.create_timer(1.0 / self.p["local_rate_hz"], self._publish_local_cache, callback_group=timers)
+        if self.p["snapshot_period_s"] > 0:
+            self.create_timer(self.p["snapshot_period_s"], self._periodic_snapshot, callback_group=timers)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker = threading.Thread(target=self._work, name="imagination_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"imagination_node ready: backend {self.p['backend']}, memory {self.p['memory']}, "
+                               f"fixed frame {self.p['fixed_frame']}, {self.p['frames_per_path']} views per path")
+
+    # ------------------------------------------------------------------ parameters
+    def _on_set_parameters(self, params):
+        from rcl_interfaces.msg import SetParametersResult
+
+        try:
+            updates = parameters.validate({p.name: p.value for p in params})
+        except WorldStereoError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        with self._lock:
+            self.p.update(updates)
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ inputs
+    def _on_camera(self, stream: str, msg) -> None:
+        try:
+            self.stats[f"received.{stream}"] += 1
+            self.sync.add(stream, stamp_to_ns(msg.header.stamp), msg)
+        except Exception as err:  # a message must never stop the node
+            self.problems.report(f"{stream}.message", f"{stream}: {err}")
+
+    def _on_planned_path(self, msg: Path) -> None:
+        self._submit(ImagineRequest([("planned_path", msg)], self.p["frames_per_path"]))
+
+    def _on_candidate_paths(self, msg: CandidatePaths) -> None:
+        if not msg.paths:
+            self.problems.report("candidate_paths.empty", "candidate_paths: message holds no paths; ignored")
+            return
+        ids = [p.id or f"path_{i}" for i, p in enumerate(msg.paths)]
+        self._submit(ImagineRequest(list(zip(ids, (p.path for p in msg.paths))), self.p["frames_per_path"]))
+
+    def _on_take_snapshot(self, request, response):
+        job = ImagineRequest([], 0, new_snapshot=True)
+        self._submit(job)
+        job.done.wait(timeout=30.0)
+        response.success = bool(job.result.get("success", False))
+        response.message = str(job.result.get("message", "timed out waiting for the worker"))
+        return response
+
+    def _periodic_snapshot(self) -> None:
+        with self._wake:
+            if self._current is not None or self._queue:
+                return  # busy: the running request already uses a recent snapshot
+        self._submit(ImagineRequest([], 0, new_snapshot=True))
+
+    def _submit(self, request: ImagineRequest) -> bool:
+        """Queue a request (or preempt the running one); False when it was refused."""
+        with self._wake:
+            if self.p["busy_policy"] == "preempt":
+                if self._current is not None:
+                    self._current.cancel.set()
+                    self._current.result["preempted"] = True
+                while self._queue:
+                    dropped = self._queue.popleft()
+                    dropped.result.update(success=False, message="preempted by a newer request")
+                    dropped.done.set()
+            elif len(self._queue) >= self.p["queue_size"]:
+                dropped = self._queue.popleft()
+                dropped.result.update(success=False, message="dropped: request queue full")
+                dropped.done.set()
+                self.problems.report("request.dropped", "request queue full: dropped the oldest waiting request")
+            self._queue.append(request)
+            self._wake.notify()
+        return True
+
+    # ------------------------------------------------------------------ action
+    def _on_goal(self, goal) -> GoalResponse:
+        if not goal.paths:
+            self.problems.report("goal.empty", "imagine goal without paths rejected")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _execute_goal(self, goal_handle):
+        goal = goal_handle.request
+        ids = [p.id or f"path_{i}" for i, p in enumerate(goal.paths)]
+        frames = int(goal.frames_per_path) or self.p["frames_per_path"]
+        request = ImagineRequest(list(zip(ids, (p.path for p in goal.paths))), frames, bool(goal.new_snapshot),
+                                 goal_handle)
+        self._submit(request)
+        while not request.done.wait(0.05):
+            if goal_handle.is_cancel_requested:
+                request.cancel.set()
+            if request.feedback:
+                goal_handle.publish_feedback(request.feedback.pop())
+        result = Imagine.Result()
+        r = request.result
+        result.success = bool(r.get("success", False))
+        result.message = str(r.get("message", ""))
+        result.path_ids = list(r.get("path_ids", []))
+        result.views_published = int(r.get("views_published", 0))
+        result.cache_points = int(r.get("cache_points", 0))
+        result.elapsed_s = float(r.get("elapsed_s", 0.0))
+        if r.get("cancelled") and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif result.success:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        return result
+
+    # ------------------------------------------------------------------ snapshot
+    def _take_snapshot(self) -> None:
+        frame = self.sync.latest()
+        if frame is None:
+            waiting = self.sync.pending_streams()
+            raise RequestError("snapshot.no_frame", "no snapshot yet: " + (
+                f"nothing received on {', '.join(waiting)}" if waiting else
+                f"image, depth and camera_info never arrived within sync_tolerance_s={self.p['sync_tolerance_s']}"))
+        camera_frame = self.p["camera_frame"] or frame.image.header.frame_id
+        if not camera_frame:
+            raise RequestError("snapshot.frame_id", "the image has an empty header.frame_id and camera_frame is "
+                                                    "not set")
+        try:
+            T_world_cam = self.tf.lookup(self.p["fixed_frame"], camera_frame, frame.stamp_ns, self.p["tf_timeout_s"])
+        except TransformLookupError as err:
+            raise RequestError("tf.camera", f"no camera pose for the snapshot: {err}") from None
+        try:
+            snapshot = snapshot_from_frame(frame, T_world_cam, self.p["use_compressed"], camera_frame)
+        except WorldStereoError as err:
+            raise RequestError(f"snapshot.{getattr(err, 'field', 'input')}", f"snapshot rejected: {err}") from None
+        pipeline = self._pipeline_for(snapshot)
+        with self._lock:
+            pipeline.initialize(snapshot)
+            self._pipeline, self._snapshot = pipeline, snapshot
+            self._cache_version += 1
+        self.tf_out.send_static([self.tf_out.make(self.p["fixed_frame"], self.p["snapshot_frame"], T_world_cam,
+                                                  frame.image.header.stamp)])
+        self.stats["snapshots"] += 1
+
+    def _pipeline_for(self, snapshot):
+        from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig
+
+        p = self.p
+        width, height = (p["image_width"], p["image_height"]) if p["image_width"] and p["image_height"] else (None, None)
+        config = PipelineConfig(backend=p["backend"], memory=p["memory"], voxel_size_m=p["voxel_size_m"],
+                                max_cache_points=p["max_cache_points"], bank_capacity=p["bank_capacity"],
+                                keyframe_stride=p["keyframe_stride"], width=width, height=height, seed=p["seed"],
+                                device=p["device"])
+        if self._pipeline is not None and self._pipeline.config == config:
+            return self._pipeline
+        return ImaginationPipeline(config)
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                request = self._queue.popleft()
+                self._current = request
+            try:
+                self._run(request)
+            except RequestError as err:
+                self.problems.report(err.key, str(err))
+                request.result.update(success=False, message=str(err))
+            except Exception as err:  # the worker must survive anything a request brings
+                self.problems.report("request.failed", f"request failed: {type(err).__name__}: {err}", "error")
+                request.result.update(success=False, message=f"{type(err).__name__}: {err}")
+            finally:
+                with self._wake:
+                    self._current = None
+                request.done.set()
+
+    def camera_poses(self, path: Path, path_id: str, frames: int) -> np.ndarray:
+        """(frames, 4, 4) camera poses in the fixed frame for a path of base poses (module doc)."""
+        from worldstereo_ros.geometry.trajectories import resample_path
+
+        if len(path.poses) == 0:
+            raise RequestError("path.empty", f"path {path_id!r} has no poses")
+        if len(path.poses) < 2:
+            raise RequestError("path.short", f"path {path_id!r} has one pose; a path needs at least two")
+        frame = path.header.frame_id or (path.poses[0].header.frame_id if path.poses else "")
+        if not frame:
+            raise RequestError("path.frame_id", f"path {path_id!r} has an empty header.frame_id")
+        try:
+            T_base_poses = path_to_matrices(path)
+        except WorldStereoError as err:
+            raise RequestError("path.pose", f"path {path_id!r}: {err}") from None
+        camera_frame = self.p["camera_frame"] or self._snapshot.frame_id
+        try:
+            T_fixed_path = self.tf.lookup(self.p["fixed_frame"], frame, 0, self.p["tf_timeout_s"])
+            T_base_cam = self.tf.lookup(self.p["base_frame"], camera_frame, 0, self.p["tf_timeout_s"])
+        except TransformLookupError as err:
+            raise RequestError("tf.path", f"path {path_id!r}: {err}") from None
+        T_world_cam = T_fixed_path @ T_base_poses @ T_base_cam
+        if T_world_cam.shape[0] != frames:
+            T_world_cam = resample_path(T_world_cam, frames)
+        return T_world_cam
+
+    def _run(self, request: ImagineRequest) -> None:
+        from worldstereo_ros.pipeline import Cancelled, Trajectory
+
+        t0 = time.perf_counter()
+        if request.new_snapshot or self._snapshot is None:
+            self._take_snapshot()
+        if not request.paths:  # a snapshot request
+            self._publish_cache_if_needed(force=True)
+            request.result.update(success=True, cache_points=len(self._pipeline.cache),
+                                  message=f"snapshot at stamp {self._snapshot.stamp_ns} ns, "
+                                          f"{len(self._pipeline.cache)} cache points")
+            return
+        trajectories = [Trajectory(pid, self.camera_poses(path, pid, request.frames_per_path))
+                        for pid, path in request.paths]
+        published = 0
+        fixed = self.p["fixed_frame"]
+
+        def on_frame(traj_id, index, rgb, depth, imagined, T_world_cam, K):
+            nonlocal published
+            stamp = self.get_clock().now().to_msg()
+            count = request.frames_per_path
+            frame_id = f"worldstereo/{traj_id}/{index}" if self.p["publish_camera_tf"] else fixed
+            cam_header = Header(stamp=stamp, frame_id=frame_id)
+            view = ImaginedView(header=Header(stamp=stamp, frame_id=fixed), path_id=traj_id, index=index, count=count)
+            view.rgb = numpy_to_image(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "rgb8", cam_header)
+            view.depth = depth_to_image(depth, "32FC1", cam_header)
+            view.imagined_mask = numpy_to_image(imagined.astype(np.uint8) * 255, "mono8", cam_header)
+            view.camera_info = intrinsics_to_camera_info(K, rgb.shape[1], rgb.shape[0], cam_header)
+            view.pose = matrix_to_pose(T_world_cam)
+            view.imagined_fraction = float(imagined.mean())
+            self.pub_views.publish(view)
+            if self.p["publish_camera_tf"]:
+                self.tf_out.send_static([self.tf_out.make(fixed, frame_id, T_world_cam, stamp)])
+            published += 1
+            self.stats["views_published"] += 1
+
+        def progress(p):
+            fb = Imagine.Feedback(path_id=p.trajectory_id, path_index=p.trajectory_index, path_count=p.trajectory_count,
+                                  frame_index=p.frame_index, frame_count=p.frame_count, progress=float(p.fraction),
+                                  stage=p.stage)
+            request.feedback.append(fb)
+
+        try:
+            results = self._pipeline.run(trajectories, progress=progress, on_frame=on_frame,
+                                         should_cancel=request.cancel.is_set)
+        except Cancelled:
+            request.result.update(success=False, cancelled=True, views_published=published,
+                                  message="preempted by a newer request" if request.result.get("preempted")
+                                  else "cancelled")
+            self.stats["cancelled"] += 1
+            return
+        finally:
+            with self._lock:
+                self._cache_version += 1
+        stamp = self.get_clock().now().to_msg()
+        for r in results:
+            self.pub_poses.publish(matrices_to_pose_array(r.T_world_cam, Header(stamp=stamp, frame_id=fixed)))
+        self._publish_cache_if_needed(force=True)
+        elapsed = time.perf_counter() - t0
+        self.last_timings = {k: sum(r.timings_s.get(k, 0.0) for r in results) for k in results[0].timings_s}
+        self.last_timings["request_total"] = elapsed
+        request.result.update(success=True, message=f"imagined {len(results)} path(s)", path_ids=[r.id for r in results],
+                              views_published=published, cache_points=len(self._pipeline.cache), elapsed_s=elapsed)
+        self.stats["requests_done"] += 1
+
+    # ------------------------------------------------------------------ outputs
+    def cache_cloud(self) -> tuple[np.ndarray, np.ndarray]:
+        """(xyz, rgb) of the cache as published: voxelised to ``publish_voxel_size_m`` when > 0."""
+        cache = self._pipeline.cache
+        voxel = self.p["publish_voxel_size_m"]
+        if voxel > 0 and voxel > cache.voxel_size_m:
+            xyz, rgb = cache.voxel_downsampled(voxel)
+        else:
+            xyz, rgb = cache.xyz, cache.rgb
+        return xyz.cpu().numpy(), rgb.cpu().float().numpy()
+
+    def _publish_cache_if_needed(self, force: bool = False) -> None:
+        try:
+            with self._lock:
+                version, pipeline = self._cache_version, self._pipeline
+            if pipeline is None or version == self._published_version:
+                return
+            if not force and self.pub_cache.get_subscription_count() == 0:
+                return  # built only when someone listens; transient-local delivers it to late joiners
+            xyz, rgb = self.cache_cloud()
+            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p["fixed_frame"])
+            self.pub_cache.publish(xyzrgb_to_pointcloud2(xyz, rgb, header))
+            self._published_version = version
+            self.stats["cache_published"] += 1
+        except Exception as err:
+            self.problems.report("cache.publish", f"global_cache not published: {err}", "error")
+
+    def _publish_local_cache(self) -> None:
+        if self._pipeline is None or self.pub_local.get_subscription_count() == 0:
+            return
+        local = self.p["local_frame"] or self.p["base_frame"]
+        try:
+            T_fixed_local = self.tf.lookup(self.p["fixed_frame"], local, 0, 0.0)
+        except TransformLookupError as err:
+            self.problems.report("tf.local", f"local_cache skipped: {err}")
+            return
+        import torch
+
+        with self._lock:
+            cache = self._pipeline.cache
+            idx = cache.radius_query(torch.as_tensor(T_fixed_local[:3, 3], dtype=torch.float32),
+                                     self.p["local_radius_m"])
+            xyz = cache.xyz[idx].cpu().numpy().astype(np.float64)
+            rgb = cache.rgb[idx].cpu().float().numpy()
+        T_local_fixed = np.linalg.inv(T_fixed_local)
+        xyz_local = (xyz @ T_local_fixed[:3, :3].T + T_local_fixed[:3, 3]).astype(np.float32)
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=local)
+        self.pub_local.publish(xyzrgb_to_pointcloud2(xyz_local, rgb, header))
+
+    def _publish_diagnostics(self) -> None:
+        values = {k: str(v) for k, v in sorted(self.stats.items())}
+        values["busy"] = str(self._current is not None)
+        values["queued_requests"] = str(len(self._queue))
+        values["cache_points"] = str(len(self._pipeline.cache) if self._pipeline is not None else 0)
+        values["tf"] = "tf2_ros" if self.tf.uses_tf2_ros else "builtin TransformTree"
+        self.pub_diag.publish(self.problems.diagnostic_array(self.get_clock().now().to_msg(),
+                                                             f"{self.get_name()}: imagination",
+                                                             self.get_fully_qualified_name(), values))
+
+    def destroy_node(self):
+        with self._wake:
+            self._stopping = True
+            if self._current is not None:
+                self._current.cancel.set()
+            self._wake.notify_all()
+        self._worker.join(timeout=5.0)
+        self._action.destroy()
+        return super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ImaginationNode()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except WorldStereoError as err:
+        print(f"imagination_node: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
