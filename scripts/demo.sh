@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The main job: set up (idempotent), then run it. Until the imagination pipeline lands this is the
-# smoke run: a replay node in another process publishes a synthetic RGB-D sequence and this process
-# receives and checks it over DDS. Extra arguments go to `worldstereo-ros smoke`.
+# The main job: set up (idempotent), then imagine four trajectories (orbit, up, left, right) from a
+# snapshot of the procedural room and write frames, videos, the fused cache, poses, a COLMAP model and a
+# mesh to outputs/demo. Extra arguments go to `worldstereo-ros demo` (e.g. --rgbd-folder ../shared/data/7scenes-redkitchen).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-exec "$ROOT/.venv/bin/worldstereo-ros" smoke "$@"
+exec "$ROOT/.venv/bin/worldstereo-ros" demo "$@"

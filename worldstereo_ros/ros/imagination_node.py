@@ -125,6 +125,7 @@ class ImaginationNode(Node):
         self._stopping = False
         self.stats = collections.Counter()
         self.last_timings: dict[str, float] = {}
+        self._warm_up()  # before any subscription, so no message waits behind it
 
         sensors = MutuallyExclusiveCallbackGroup()
         requests = ReentrantCallbackGroup()
@@ -144,6 +145,8 @@ class ImaginationNode(Node):
         self.pub_local = self.create_publisher(PointCloud2, "local_cache", qos_profile_sensor_data)
         self.pub_views = self.create_publisher(ImaginedView, "imagined/views", VIEWS_QOS)
         self.pub_poses = self.create_publisher(PoseArray, "imagined/poses", VIEWS_QOS)
+        # the rgb of each view again as a plain Image, for RViz and image viewers
+        self.pub_image = self.create_publisher(Image, "imagined/image", qos_profile_sensor_data)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(Trigger, "take_snapshot", self._on_take_snapshot, callback_group=requests)
         self._action = ActionServer(self, Imagine, "imagine", execute_callback=self._execute_goal,
@@ -304,6 +307,23 @@ class ImaginationNode(Node):
         return ImaginationPipeline(config)
 
     # ------------------------------------------------------------------ worker
+    def _warm_up(self) -> None:
+        """Import the pipeline and run it once on a tiny synthetic snapshot, so the first real request does
+        not pay for imports and torch's first-call set-up (about 2 s on a 2-core CPU)."""
+        from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
+        from worldstereo_ros.snapshot import Snapshot
+
+        try:
+            K = np.array([[40.0, 0.0, 15.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]])
+            rgb = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
+            snapshot = Snapshot.create(rgb, np.full((24, 32), 2.0, np.float32), K)
+            config = PipelineConfig(backend=self.p["backend"], memory=self.p["memory"], device=self.p["device"])
+            poses = np.repeat(np.eye(4)[None], 3, axis=0)
+            poses[:, 0, 3] = [0.0, 0.05, 0.1]
+            ImaginationPipeline(config).initialize(snapshot).run([Trajectory("warm_up", poses)])
+        except Exception as err:  # a failed warm-up only costs time later; the request reports real errors
+            self.get_logger().warn(f"warm-up failed: {type(err).__name__}: {err}")
+
     def _work(self) -> None:
         while True:
             with self._wake:
@@ -383,6 +403,7 @@ class ImaginationNode(Node):
             view.pose = matrix_to_pose(T_world_cam)
             view.imagined_fraction = float(imagined.mean())
             self.pub_views.publish(view)
+            self.pub_image.publish(view.rgb)
             if self.p["publish_camera_tf"]:
                 self.tf_out.send_static([self.tf_out.make(fixed, frame_id, T_world_cam, stamp)])
             published += 1
