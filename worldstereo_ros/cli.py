@@ -253,6 +253,17 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
 
+def _launch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("launch_file", help="a launch file path, or the name of one in the package's launch/ folder")
+    p.add_argument("launch_args", nargs="*", help="name:=value launch arguments")
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from worldstereo_ros.ros.launch_subset import main
+
+    return main([args.launch_file, *args.launch_args])
+
+
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "imagine": ("imagine views along trajectories from one RGB-D snapshot and write frames, videos, the fused "
@@ -262,6 +273,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "smoke": ("start a replay node in another process on a synthetic RGB-D sequence and receive its topics over "
               "DDS", _smoke_args, _smoke),
     "replay": ("publish a 7-Scenes-style RGB-D folder as image/depth/camera_info/tf", _replay_args, _replay),
+    "launch": ("run one of the package's launch files without the ROS 2 launch package (ros2 launch where it is "
+               "installed)", _launch_args, _launch),
 }
 
 

@@ -1,0 +1,276 @@
+"""Run the project's launch files where the ``launch`` / ``launch_ros`` packages are not installed (the PyPI
+wheels do not ship them).
+
+The launch file is executed with small stand-ins for the subset of the launch API the project's files use:
+``launch.LaunchDescription``, ``launch.actions.DeclareLaunchArgument``,
+``launch.substitutions.LaunchConfiguration`` and ``launch_ros.actions.Node`` (package, executable, name,
+namespace, parameters as dicts or YAML files, remappings, arguments). Substitutions may be a string, a
+``LaunchConfiguration`` or a list of both (concatenated). Each node becomes a child process
+``python -m <module> --ros-args ...``; their output lines are prefixed with ``[name]`` as ``ros2 launch``
+does, SIGINT/SIGTERM are forwarded, and the first child that fails stops the others.
+
+With a full ROS 2 install use ``ros2 launch worldstereo_ros <file>``; this runner always uses its stand-ins
+so it behaves the same everywhere.
+
+    worldstereo-ros launch imagination.launch.py image:=/camera/color/image_raw
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import threading
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from worldstereo_ros.errors import ConfigError
+
+PACKAGE = "worldstereo_ros"
+REPO_LAUNCH = Path(__file__).resolve().parents[2] / "launch"
+
+
+# ---------------------------------------------------------------------------------------------- stand-ins
+class LaunchConfiguration:
+    def __init__(self, variable_name, default=None) -> None:
+        self.variable_name = variable_name
+        self.default = default
+
+
+class DeclareLaunchArgument:
+    def __init__(self, name, default_value=None, description="", choices=None, **_ignored) -> None:
+        self.name, self.default_value, self.description, self.choices = name, default_value, description, choices
+
+
+class Node:
+    def __init__(self, package=None, executable=None, name=None, namespace=None, parameters=(), remappings=(),
+                 arguments=(), output="screen", **_ignored) -> None:
+        if not executable:
+            raise ConfigError("executable", "a Node needs an executable")
+        self.package, self.executable, self.name, self.namespace = package, executable, name, namespace
+        self.parameters, self.remappings, self.arguments = list(parameters), list(remappings), list(arguments)
+
+
+class LaunchDescription:
+    def __init__(self, initial_entities=()) -> None:
+        self.entities = list(initial_entities)
+
+
+def _stand_in_modules() -> dict[str, types.ModuleType]:
+    launch = types.ModuleType("launch")
+    launch.LaunchDescription = LaunchDescription
+    actions = types.ModuleType("launch.actions")
+    actions.DeclareLaunchArgument = DeclareLaunchArgument
+    substitutions = types.ModuleType("launch.substitutions")
+    substitutions.LaunchConfiguration = LaunchConfiguration
+    launch.actions, launch.substitutions = actions, substitutions
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    ros_actions.Node = Node
+    launch_ros.actions = ros_actions
+    return {"launch": launch, "launch.actions": actions, "launch.substitutions": substitutions,
+            "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
+
+
+# ---------------------------------------------------------------------------------------------- loading
+@dataclass
+class NodeSpec:
+    """One node to start: its module and its ``--ros-args``."""
+
+    name: str
+    module: str
+    namespace: str | None = None
+    parameters: list[dict | str] = field(default_factory=list)
+    remappings: list[tuple[str, str]] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", self.module, *self.arguments, "--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            cmd += ["-r", f"__ns:={self.namespace}"]
+        for src, dst in self.remappings:
+            cmd += ["-r", f"{src}:={dst}"]
+        for p in self.parameters:
+            if isinstance(p, str):
+                cmd += ["--params-file", p]
+            else:
+                for key, value in p.items():
+                    # rcl parses the value as YAML; JSON is valid YAML and quotes strings
+                    cmd += ["-p", f"{key}:={json.dumps(value)}"]
+        return cmd
+
+
+def executable_module(executable: str) -> str:
+    """The module of one of this package's executables (its console-script entry point)."""
+    for ep in importlib.metadata.entry_points(group="console_scripts"):
+        if ep.name == executable and ep.value.startswith(PACKAGE + "."):
+            return ep.value.split(":")[0]
+    module = f"{PACKAGE}.ros.{executable}"  # a source tree without installed entry points
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError("executable", f"{executable!r} is not an executable of {PACKAGE}")
+    return module
+
+
+def find_launch_file(name: str) -> Path:
+    """A path as given, else a file of that name in the source tree's or the install's ``launch/``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidates = [REPO_LAUNCH / name]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "launch" / name)
+    except Exception:  # no ament index (plain pip install) or package not installed there
+        pass
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError("launch_file", f"{name} not found (looked in {', '.join(str(c.parent) for c in candidates)})")
+
+
+def load_launch_file(path: str | Path, launch_args: dict[str, str]) -> list[NodeSpec]:
+    """Execute the launch file with the stand-ins and resolve its nodes with ``launch_args``.
+
+    Raises:
+        ConfigError: unknown or missing arguments, unsupported entities, unknown executables.
+    """
+    path = Path(path)
+    saved = {name: sys.modules.get(name) for name in _stand_in_modules()}
+    sys.modules.update(_stand_in_modules())
+    try:
+        namespace = runpy.run_path(str(path))
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    if "generate_launch_description" not in namespace:
+        raise ConfigError("launch_file", f"{path} has no generate_launch_description()")
+    description = namespace["generate_launch_description"]()
+    declared = {e.name: e for e in description.entities if isinstance(e, DeclareLaunchArgument)}
+    unknown = sorted(set(launch_args) - set(declared))
+    if unknown:
+        raise ConfigError("launch_args", f"unknown argument(s) {', '.join(unknown)}; declared: {', '.join(declared)}")
+    values = {}
+    for name, decl in declared.items():
+        value = launch_args.get(name, decl.default_value)
+        if value is None:
+            raise ConfigError(name, f"launch argument {name!r} is required ({decl.description})")
+        if decl.choices and value not in decl.choices:
+            raise ConfigError(name, f"must be one of {', '.join(decl.choices)}, got {value!r}")
+        values[name] = value
+
+    def resolve(sub):
+        if isinstance(sub, LaunchConfiguration):
+            if sub.variable_name in values:
+                return values[sub.variable_name]
+            if sub.default is not None:
+                return resolve(sub.default)
+            raise ConfigError(sub.variable_name, "LaunchConfiguration of an undeclared argument without default")
+        if isinstance(sub, (list, tuple)):
+            return "".join(str(resolve(s)) for s in sub)
+        return sub
+
+    def typed(value):
+        # launch_ros reads substituted parameter values as YAML, so "5.0" becomes a double and "true" a bool
+        if isinstance(value, (LaunchConfiguration, list, tuple)):
+            return yaml.safe_load(resolve(value))
+        return value
+
+    nodes = []
+    for e in description.entities:
+        if isinstance(e, DeclareLaunchArgument):
+            continue
+        if not isinstance(e, Node):
+            raise ConfigError("launch_file", f"{type(e).__name__} is not supported by this runner (use ros2 launch)")
+        if e.package not in (None, PACKAGE):
+            raise ConfigError("package", f"only {PACKAGE}'s executables can run here, got {e.package!r}")
+        params = []
+        for p in e.parameters:
+            params.append({k: typed(v) for k, v in p.items()} if isinstance(p, dict) else str(resolve(p)))
+        nodes.append(NodeSpec(
+            name=str(resolve(e.name) or e.executable), module=executable_module(str(resolve(e.executable))),
+            namespace=resolve(e.namespace), parameters=params,
+            remappings=[(str(resolve(a)), str(resolve(b))) for a, b in e.remappings],
+            arguments=[str(resolve(a)) for a in e.arguments]))
+    return nodes
+
+
+# ---------------------------------------------------------------------------------------------- running
+def _pump(name: str, stream) -> None:
+    for line in stream:
+        sys.stdout.write(f"[{name}] {line}")
+        sys.stdout.flush()
+
+
+def run_nodes(nodes: list[NodeSpec]) -> int:
+    """Start every node, forward SIGINT/SIGTERM, return the first non-zero exit code (0 when all end well)."""
+    procs: list[tuple[NodeSpec, subprocess.Popen]] = []
+    stopping = threading.Event()
+
+    def stop(signum=signal.SIGINT, _frame=None) -> None:
+        stopping.set()
+        for _, p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for spec in nodes:
+            p = subprocess.Popen(spec.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            procs.append((spec, p))
+            threading.Thread(target=_pump, args=(spec.name, p.stdout), daemon=True).start()
+            print(f"[launch] started {spec.name} (pid {p.pid}): {' '.join(spec.command()[1:])}", flush=True)
+        code = 0
+        while any(p.poll() is None for _, p in procs):
+            for spec, p in procs:
+                rc = p.poll()
+                if rc not in (None, 0) and not stopping.is_set():
+                    print(f"[launch] {spec.name} exited with {rc}; stopping the others", flush=True)
+                    code = rc
+                    stop(signal.SIGINT)
+            stopping.wait(0.1)
+        for spec, p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        return code
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    args = {}
+    for item in argv[1:]:
+        if ":=" not in item:
+            print(f"error: expected name:=value, got {item!r}", file=sys.stderr)
+            return 2
+        key, value = item.split(":=", 1)
+        args[key] = value
+    try:
+        nodes = load_launch_file(find_launch_file(argv[0]), args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_nodes(nodes)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
