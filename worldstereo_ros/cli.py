@@ -264,6 +264,18 @@ def _launch(args: argparse.Namespace) -> int:
     return main([args.launch_file, *args.launch_args])
 
 
+def _record_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("output", help="the .mcap file to write")
+    p.add_argument("topics", nargs="+", help="topics to record, e.g. /imagined/views /global_cache /tf")
+    p.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
+
+
+def _record(args: argparse.Namespace) -> int:
+    from worldstereo_ros.ros.mcap_recorder import main
+
+    return main([args.output, *args.topics, *(["--duration", str(args.duration)] if args.duration else [])])
+
+
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "imagine": ("imagine views along trajectories from one RGB-D snapshot and write frames, videos, the fused "
@@ -273,6 +285,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "smoke": ("start a replay node in another process on a synthetic RGB-D sequence and receive its topics over "
               "DDS", _smoke_args, _smoke),
     "replay": ("publish a 7-Scenes-style RGB-D folder as image/depth/camera_info/tf", _replay_args, _replay),
+    "record": ("record topics to an MCAP file (opens in Foxglove and ros2 bag play)", _record_args, _record),
     "launch": ("run one of the package's launch files without the ROS 2 launch package (ros2 launch where it is "
                "installed)", _launch_args, _launch),
 }

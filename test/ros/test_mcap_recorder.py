@@ -1,0 +1,74 @@
+"""Recording topics to MCAP in another process and reading them back with mcap_ros2 (issue 5, item 3)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
+from geometry_msgs.msg import PoseArray  # noqa: E402
+from mcap_ros2.reader import read_ros2_messages  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from worldstereo_ros.msg import ImaginedView  # noqa: E402
+from worldstereo_ros.ros.conversions.image import rgb_to_image  # noqa: E402
+from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array  # noqa: E402
+from worldstereo_ros.ros.mcap_recorder import message_definition  # noqa: E402
+
+
+def test_definition_has_every_dependency_once():
+    text = message_definition("worldstereo_ros/msg/ImaginedView")
+    blocks = [line for line in text.splitlines() if line.startswith("MSG: ")]
+    assert len(blocks) == len(set(blocks))
+    assert {"MSG: sensor_msgs/Image", "MSG: std_msgs/Header", "MSG: builtin_interfaces/Time",
+            "MSG: geometry_msgs/Pose"} <= set(blocks)
+
+
+def test_record_and_read_back(tmp_path):
+    out = tmp_path / "rollout.mcap"
+    rclpy.init()
+    node = rclpy.create_node("mcap_test_publisher")
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pub_img = node.create_publisher(Image, "rec/image", 10)
+    pub_poses = node.create_publisher(PoseArray, "rec/poses", latched)
+    pub_view = node.create_publisher(ImaginedView, "rec/view", 10)
+    proc = subprocess.Popen([sys.executable, "-m", "worldstereo_ros.cli", "record", str(out), "/rec/image",
+                             "/rec/poses", "/rec/view", "--duration", "6"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rng = np.random.default_rng(0)
+    images = [rng.random((6, 8, 3), dtype=np.float32) for _ in range(4)]
+    T = np.repeat(np.eye(4)[None], 3, axis=0)
+    T[:, 0, 3] = [0.0, 0.5, 1.0]
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (pub_img.get_subscription_count() == 0
+                                               or pub_view.get_subscription_count() == 0):
+            rclpy.spin_once(node, timeout_sec=0.05)
+        assert pub_img.get_subscription_count() > 0, "recorder never subscribed"
+        pub_poses.publish(matrices_to_pose_array(T, Header(frame_id="map")))
+        for k, img in enumerate(images):
+            pub_img.publish(rgb_to_image(img, Header(frame_id=f"cam{k}")))
+            pub_view.publish(ImaginedView(path_id="p", index=k, count=4, imagined_fraction=0.25))
+            time.sleep(0.1)
+    finally:
+        text, _ = proc.communicate(timeout=30)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    assert proc.returncode == 0, text
+    got: dict[str, list] = {}
+    for m in read_ros2_messages(str(out)):
+        got.setdefault(m.channel.topic, []).append(m.ros_msg)
+        assert m.schema.encoding == "ros2msg" and m.channel.message_encoding == "cdr"
+    assert len(got["/rec/image"]) == 4 and len(got["/rec/view"]) == 4 and len(got["/rec/poses"]) == 1
+    for k, msg in enumerate(got["/rec/image"]):
+        assert msg.header.frame_id == f"cam{k}" and (msg.width, msg.height, msg.encoding) == (8, 6, "rgb8")
+        pixels = np.frombuffer(bytes(msg.data), np.uint8).reshape(6, 8, 3)
+        np.testing.assert_array_equal(pixels, (np.clip(images[k], 0, 1) * 255 + 0.5).astype(np.uint8))
+    assert [v.index for v in got["/rec/view"]] == [0, 1, 2, 3]
+    assert got["/rec/poses"][0].poses[2].position.x == pytest.approx(1.0)
