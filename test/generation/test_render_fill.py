@@ -154,7 +154,7 @@ def test_completion_fills_disocclusion_with_background():
 
 def test_outputs_keep_cache_pixels_and_mark_the_rest_imagined():
     req = make_request([0.5, 0.55, 0.6])
-    frames = RenderFillGenerator().generate(req)
+    frames = RenderFillGenerator(reference_detail=False).generate(req)
     assert frames.rgb.shape == (3, H, W, 3) and frames.rgb.dtype == np.float32
     assert frames.depth.shape == (3, H, W) and frames.depth.dtype == np.float32
     assert frames.depth_is_metric is True
@@ -253,3 +253,21 @@ def test_empty_frame_stays_unknown():
     req.references = [[]]
     frames = RenderFillGenerator().generate(req)
     assert (frames.depth == 0).all() and frames.imagined.all()
+
+
+def test_reference_detail_replaces_coarse_cache_colour_on_the_same_surface_only():
+    req = make_request([0.5, 0.55, 0.6])
+    # a coarse cache: flat grey where it sees the scene (the references keep the real texture)
+    req.cond_rgb[...] = np.where(req.cond_mask[..., None], 0.5, 0.0).astype(np.float32)
+    plain = RenderFillGenerator(reference_detail=False).generate(req)
+    detail = RenderFillGenerator(reference_detail=True).generate(req)
+    np.testing.assert_array_equal(detail.depth, plain.depth)  # geometry stays the cache's
+    np.testing.assert_array_equal(detail.imagined, plain.imagined)
+    changed = (np.abs(detail.rgb - plain.rgb).max(-1) > 1e-6) & req.cond_mask
+    assert changed.mean() > 0.2 * req.cond_mask.mean()  # texture came back on cache pixels
+    # where the cache shows a surface nearer than the reference's (e.g. an imagined occluder), it is kept
+    req.cond_depth[:, :, : W // 2] *= 0.5
+    near = RenderFillGenerator(reference_detail=True).generate(req)
+    left = req.cond_mask.copy()
+    left[:, :, W // 2:] = False
+    np.testing.assert_array_equal(near.rgb[left], req.cond_rgb[left])

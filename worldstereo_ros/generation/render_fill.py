@@ -7,7 +7,9 @@ empty (a pixel that the global cache render covers is never changed):
 2. ssm (spatial-stereo memory): the retrieved reference keyframes' pointmaps, z-buffer rendered with their
    own colours into the target camera (a small splat closes the cracks). Colour and depth come from real 3D
    correspondences, not from a guess. All references of a frame are drawn in one render, so the nearest
-   reference point wins where they overlap.
+   reference point wins where they overlap. Where the cache does cover a pixel and the reference sees the
+   same surface there (depths within ``detail_tolerance``), the reference's colour replaces the cache's
+   voxel-fused one (``reference_detail``): the memory supplies the fine texture, the cache the geometry.
 3. temporal: the pixels imagined in the previous frame (layers 2-4 there), back-projected with their
    completed depth and drawn into this frame. A surface imagined once is thereby carried along the
    trajectory instead of being re-imagined (differently) in every frame, so fills do not flicker; only
@@ -25,7 +27,11 @@ empty (a pixel that the global cache render covers is never changed):
    pixel ``d`` steps into the hole takes the colour mirrored ``d`` steps back into the same surface run
    (a run stops at a hole or a depth jump, and is at most ``mirror_max_px`` long), which carries the
    background texture into the hole with its sharpness. Pixels that no direction reaches (a row and a
-   column both empty) are filled by a further pass from the pixels the previous pass filled.
+   column both empty) are filled by a further pass from the pixels the previous pass filled. Finally the
+   completed colours deeper than a few pixels inside a hole are averaged over a window that grows with the
+   distance to the boundary (``smooth_px``): far from any observation a copied texture is a guess, and
+   its local average is the estimate with the least expected error (measured on 7-Scenes, see
+   ``benchmarks/bench_view_fidelity.py``).
 
 ``imagined`` is exactly ``~cond_mask``: every pixel that the cache render did not give. If a frame has
 nothing to start from at all (empty cache render, no references, no previous frame), its pixels keep depth 0
@@ -38,6 +44,7 @@ from __future__ import annotations
 import math
 import time
 
+import cv2
 import numpy as np
 import torch
 
@@ -97,6 +104,15 @@ class RenderFillGenerator(Generator):
         slope_px: baseline (pixels behind the boundary) of the inverse-depth slope; 0 = constant depth.
         slope_limit: largest relative change of inverse depth that extrapolation may make, in [0, 1).
         max_passes: completion passes (each reaches pixels sharing a row or column with a filled one).
+        reference_detail: also take colour from the references on pixels the cache covers when the
+            reference's depth there agrees with the cache's within ``detail_tolerance`` (relative): the
+            cache is voxel-fused and coarser than a keyframe, whose pixels carry the fine texture (the
+            point of WorldStereo's spatial-stereo memory). These pixels stay "observed".
+        detail_tolerance: relative depth agreement for ``reference_detail``, in (0, 1).
+        smooth_px: colours completed deep inside a hole are averaged over a window that grows with the
+            distance to the hole's boundary, up to this Gaussian sigma in pixels (0 = copied colours only).
+            A copied texture far from its source is a guess; its average is the estimate with the least
+            expected error, while pixels near the boundary keep their copied detail.
         device: torch device to compute on.
 
     Raises:
@@ -108,12 +124,14 @@ class RenderFillGenerator(Generator):
 
     def __init__(self, ssm: bool = True, temporal: bool = True, reference_splat_px: int = 1,
                  temporal_splat_px: int = 1, occluder_tolerance: float = 0.1, edge_tolerance: float = 0.1,
-                 mirror_max_px: int = 32, slope_px: int = 8, slope_limit: float = 0.3, max_passes: int = 4,
+                 mirror_max_px: int = 4, slope_px: int = 8, slope_limit: float = 0.3, max_passes: int = 4,
+                 reference_detail: bool = True, detail_tolerance: float = 0.03, smooth_px: float = 8.0,
                  device: str | torch.device = "cpu", **unknown) -> None:
         if unknown:
             raise InputError(sorted(unknown)[0], "unknown option of the render_fill backend; valid: "
                              "ssm, temporal, reference_splat_px, temporal_splat_px, occluder_tolerance, "
-                             "edge_tolerance, mirror_max_px, slope_px, slope_limit, max_passes, device")
+                             "edge_tolerance, mirror_max_px, slope_px, slope_limit, max_passes, reference_detail, "
+                             "detail_tolerance, smooth_px, device")
         self.ssm = _check_bool("ssm", ssm)
         self.temporal = _check_bool("temporal", temporal)
         self.reference_splat_px = _check_int("reference_splat_px", reference_splat_px, 0, 8)
@@ -126,6 +144,9 @@ class RenderFillGenerator(Generator):
         self.slope_px = _check_int("slope_px", slope_px, 0, 4096)
         self.slope_limit = _check_float("slope_limit", slope_limit, 0.0, 1.0)
         self.max_passes = _check_int("max_passes", max_passes, 1, 64)
+        self.reference_detail = _check_bool("reference_detail", reference_detail)
+        self.detail_tolerance = _check_float("detail_tolerance", detail_tolerance, 0.0, 1.0)
+        self.smooth_px = _check_float("smooth_px", smooth_px, 0.0, 64.0)
         try:
             self.device = torch.device(device)
         except (TypeError, RuntimeError) as exc:
@@ -160,10 +181,15 @@ class RenderFillGenerator(Generator):
             depth[~valid] = 0.0
 
             t0 = time.perf_counter()
-            if self.ssm and request.references[i] and not bool(valid.all()):
+            if self.ssm and request.references[i] and (self.reference_detail or not bool(valid.all())):
                 pts, cols = self._reference_points(request.references[i], ref_points)
                 if pts.shape[0]:
                     layer = render_points(pts, cols, K, T_cw, h, w, splat_px=self.reference_splat_px)
+                    if self.reference_detail:
+                        ref_depth = layer.depth[0]
+                        same = (layer.mask[0] & valid
+                                & ((ref_depth - depth).abs() <= self.detail_tolerance * depth))
+                        rgb[same] = layer.rgb[0][same]
                     valid = self._fill_from(layer, valid, rgb, depth)
             t1 = time.perf_counter()
             timings["ssm"] += t1 - t0
@@ -175,7 +201,10 @@ class RenderFillGenerator(Generator):
             t2 = time.perf_counter()
             timings["temporal"] += t2 - t1
 
+            before = valid.clone()
             self._complete(rgb, depth, valid)
+            if self.smooth_px > 0:
+                self._smooth_deep_fills(rgb, ~before)
             t3 = time.perf_counter()
             timings["complete"] += t3 - t2
 
@@ -274,6 +303,24 @@ class RenderFillGenerator(Generator):
             depth[hv, hu] = fz.gather(0, best)[0][take]
             rgb[hv, hu] = frgb.gather(0, best[..., None].expand(1, -1, 3))[0][take]
             valid[hv, hu] = True
+
+    def _smooth_deep_fills(self, rgb: torch.Tensor, completed: torch.Tensor) -> None:
+        """Average the completed colours over a window growing with the distance to the hole boundary."""
+        if not bool(completed.any()):
+            return
+        mask = completed.cpu().numpy()
+        dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+        image = rgb.cpu().numpy()
+        out = image.copy()
+        # a few blur levels, each pixel takes the level matching half its distance to the boundary
+        sigmas = [s for s in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0) if s <= self.smooth_px] or [self.smooth_px]
+        for k, sigma in enumerate(sigmas):
+            lower = 2.0 * sigma
+            upper = math.inf if k == len(sigmas) - 1 else 2.0 * sigmas[k + 1]
+            band = mask & (dist >= lower) & (dist < upper)
+            if band.any():
+                out[band] = cv2.GaussianBlur(image, (0, 0), sigma)[band]
+        rgb.copy_(torch.from_numpy(out).to(rgb.device))
 
     def _scan(self, valid: torch.Tensor, depth: torch.Tensor, line: torch.Tensor, pos: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
