@@ -82,13 +82,18 @@ def _orbit_about(T0: np.ndarray, n: int, angle_deg: float, axis_cam: np.ndarray,
     return out
 
 
+def _radius(radius_m: float | None, depth_median_m: float | None) -> float:
+    radius = radius_m if radius_m is not None else depth_median_m
+    if radius is None:
+        raise InputError("radius_m", "give radius_m or depth_median_m")
+    return radius
+
+
 def orbit(T_world_cam0, n: int, angle_deg: float, radius_m: float | None = None,
           depth_median_m: float | None = None) -> np.ndarray:
     """(n, 4, 4) orbit about the camera's up axis around the look-at point (module doc)."""
     _check_n(n)
-    radius = radius_m if radius_m is not None else depth_median_m
-    if radius is None:
-        raise InputError("radius_m", "give radius_m or depth_median_m")
+    radius = _radius(radius_m, depth_median_m)
     # camera up is -y; rotating about -y by a positive angle moves the camera towards +x (its right)
     return _orbit_about(_pose(T_world_cam0), n, angle_deg, np.array([0.0, -1.0, 0.0]), radius)
 
@@ -97,9 +102,7 @@ def tilt_up(T_world_cam0, n: int, angle_deg: float, radius_m: float | None = Non
             depth_median_m: float | None = None) -> np.ndarray:
     """(n, 4, 4) orbit about the camera's horizontal axis: rises and looks down at the look-at point."""
     _check_n(n)
-    radius = radius_m if radius_m is not None else depth_median_m
-    if radius is None:
-        raise InputError("radius_m", "give radius_m or depth_median_m")
+    radius = _radius(radius_m, depth_median_m)
     # rotating about -x by a positive angle takes the camera centre (behind the pivot, at -z) towards -y (up)
     return _orbit_about(_pose(T_world_cam0), n, angle_deg, np.array([-1.0, 0.0, 0.0]), radius)
 

@@ -14,19 +14,17 @@ bounded request queue (``busy_policy`` queue | preempt), so camera callbacks nev
 from __future__ import annotations
 
 import collections
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -43,6 +41,7 @@ from worldstereo_ros.ros.conversions.image import (compressed_to_numpy, depth_fr
 from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
 from worldstereo_ros.ros.conversions.transforms import (matrices_to_pose_array, matrix_to_pose, path_to_matrices)
 from worldstereo_ros.ros.diagnostics import ProblemLog
+from worldstereo_ros.ros.node_main import run_node
 from worldstereo_ros.ros.frame_sync import FrameSynchronizer, SyncedFrame
 from worldstereo_ros.ros.tf import TfBroadcaster, TfLookup, stamp_to_ns
 from worldstereo_ros.ros.transform_tree import TransformLookupError
@@ -509,23 +508,7 @@ class ImaginationNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ImaginationNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except WorldStereoError as err:
-        print(f"imagination_node: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ImaginationNode, "imagination_node", args, make_executor=lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

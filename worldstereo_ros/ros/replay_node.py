@@ -10,12 +10,9 @@ default is a camera at the base origin with REP 103 optical axes) on /tf_static.
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point, Pose, Quaternion
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -26,6 +23,7 @@ from worldstereo_ros.io.rgbd_folder import RgbdFolder
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix
+from worldstereo_ros.ros.node_main import run_node
 from worldstereo_ros.ros.tf import TfBroadcaster
 
 
@@ -90,21 +88,7 @@ class ReplayNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ReplayNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except WorldStereoError as err:
-        print(f"replay_node: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ReplayNode, "replay_node", args)
 
 
 if __name__ == "__main__":
