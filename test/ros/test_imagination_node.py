@@ -267,6 +267,23 @@ def test_bad_input_never_stops_the_node(peer):
         assert r.views_published == 3 and r.cache_points > 0
         assert peer.wait(lambda: {"snapshot.no_frame", "snapshot.encoding", "snapshot.depth", "path.empty",
                                   "path.short", "tf.path", "path.pose"} <= set(_diag_counts(peer)), 5.0), _diag_counts(peer)
+        # 8. cancel: a long rollout stops between frames and the goal ends CANCELED
+        from action_msgs.msg import GoalStatus
+
+        long_path, _ = _straight_path(cam.T_world_base, 0.5, 3)
+        feedback = []
+        fut = client.send_goal_async(Imagine.Goal(paths=[CandidatePath(id="long", path=long_path)],
+                                                  frames_per_path=400, new_snapshot=False),
+                                     feedback_callback=lambda fb: feedback.append(fb.feedback))
+        assert peer.wait(fut.done, 10.0)
+        handle = fut.result()
+        assert peer.wait(lambda: any(f.stage == "generate" for f in feedback), 30.0), "no feedback"
+        cancel = handle.cancel_goal_async()
+        assert peer.wait(cancel.done, 10.0)
+        res = handle.get_result_async()
+        assert peer.wait(res.done, 30.0)
+        assert res.result().status == GoalStatus.STATUS_CANCELED, res.result().result.message
+        assert res.result().result.views_published < 400
         assert node.poll() is None, "imagination_node exited"
     finally:
         out = _stop(node)
