@@ -33,13 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", type=int, nargs="+", default=[0, 100, 200])
     parser.add_argument("--offsets", type=int, nargs="+", default=[5, 10, 20, 40, 60])
     parser.add_argument("--memory", default="ggm+ssm", choices=("none", "ggm", "ggm+ssm"))
+    parser.add_argument("--backend", default="render_fill", help="generator backend of our pipeline")
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench"))
     args = parser.parse_args(argv)
     if not (Path(args.data) / "camera-intrinsics.txt").is_file():
         print(f"no 7-Scenes folder at {args.data}: nothing to measure (pass --data)", file=sys.stderr)
         return 2
     folder = RgbdFolder(args.data)
-    config = PipelineConfig(memory=args.memory)
+    config = PipelineConfig(backend=args.backend, memory=args.memory)
     lines = ["| start | offset | holes | PSNR full base / ours | PSNR observed base / ours | PSNR imagined base / ours "
              "| SSIM full base / ours | SSIM imagined base / ours | sharpness imagined base / ours |",
              "|---|---|---|---|---|---|---|---|---|"]
