@@ -266,7 +266,8 @@ def _launch(args: argparse.Namespace) -> int:
 
 def _record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", help="the .mcap file to write")
-    p.add_argument("topics", nargs="+", help="topics to record, e.g. /imagined/views /global_cache /tf")
+    p.add_argument("topics", nargs="*", help="topics to record, e.g. /imagined/views /global_cache /tf; "
+                   "/topic:pkg/msg/Type records a topic not yet on the graph; none records every visible topic")
     p.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
 
 

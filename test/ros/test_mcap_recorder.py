@@ -72,3 +72,68 @@ def test_record_and_read_back(tmp_path):
         np.testing.assert_array_equal(pixels, (np.clip(images[k], 0, 1) * 255 + 0.5).astype(np.uint8))
     assert [v.index for v in got["/rec/view"]] == [0, 1, 2, 3]
     assert got["/rec/poses"][0].poses[2].position.x == pytest.approx(1.0)
+
+
+def test_header_stamp_is_read_from_the_cdr_bytes():
+    from rclpy.serialization import serialize_message
+
+    from worldstereo_ros.ros.mcap_recorder import header_stamp_ns, starts_with_header
+
+    msg = Image(header=Header(frame_id="cam"))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_000, 123
+    assert header_stamp_ns(serialize_message(msg)) == 1_700_000_000 * 10**9 + 123
+    assert header_stamp_ns(b"\x00\x00\x00\x00" + (7).to_bytes(4, "big") + (9).to_bytes(4, "big")) == 7 * 10**9 + 9
+    assert header_stamp_ns(serialize_message(Image())) is None  # unset stamp: the receive time is used
+    assert starts_with_header("sensor_msgs/msg/Image") and starts_with_header("geometry_msgs/msg/PoseArray")
+    assert not starts_with_header("std_msgs/msg/String") and not starts_with_header("geometry_msgs/msg/Pose")
+
+
+def test_recorder_in_process_typed_topics_and_all_topics(tmp_path):
+    """Typed topics (a wrong type is skipped), publish_time = header stamp, and None = every visible topic."""
+    from std_msgs.msg import String
+
+    from worldstereo_ros.ros.mcap_recorder import McapRecorder
+
+    rclpy.init()
+    node = rclpy.create_node("mcap_inproc")
+    try:
+        pub_img = node.create_publisher(Image, "inproc/image", 10)
+        pub_wrong = node.create_publisher(String, "inproc/wrong", 10)
+        pub_text = node.create_publisher(String, "inproc/text", 10)
+        typed = McapRecorder(node, tmp_path / "typed.mcap", [("/inproc/image", "sensor_msgs/msg/Image"),
+                                                             ("/inproc/wrong", "sensor_msgs/msg/Image")])
+        everything = McapRecorder(node, tmp_path / "all.mcap", None)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (pub_img.get_subscription_count() < 2
+                                               or pub_text.get_subscription_count() < 1):
+            rclpy.spin_once(node, timeout_sec=0.05)
+            typed.poll_graph()
+            everything.poll_graph()
+        assert pub_img.get_subscription_count() == 2 and pub_wrong.get_subscription_count() == 1
+        t0 = time.time_ns()
+        for k in range(3):
+            msg = rgb_to_image(np.full((2, 3, 3), k / 4.0, np.float32), Header(frame_id=f"cam{k}"))
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 100 + k, 7
+            pub_img.publish(msg)
+            pub_wrong.publish(String(data="not an image"))
+            pub_text.publish(String(data=f"text{k}"))
+        while time.monotonic() < deadline and (typed.counts["/inproc/image"] < 3 or min(
+                everything.counts.get(f"/inproc/{t}", 0) for t in ("image", "wrong", "text")) < 3):
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    typed.close()
+    everything.close()
+    images = [m for m in read_ros2_messages(str(tmp_path / "typed.mcap"))]
+    assert {m.channel.topic for m in images} == {"/inproc/image"}
+    assert [m.publish_time_ns for m in images] == [(100 + k) * 10**9 + 7 for k in range(3)]
+    assert all(m.log_time_ns >= t0 for m in images)
+    assert [m.ros_msg.header.frame_id for m in images] == ["cam0", "cam1", "cam2"]
+    assert [bytes(m.ros_msg.data)[0] for m in images] == [0, 64, 128]
+    got: dict[str, list] = {}
+    for m in read_ros2_messages(str(tmp_path / "all.mcap")):
+        got.setdefault(m.channel.topic, []).append(m.ros_msg)
+    assert [m.data for m in got["/inproc/text"]] == ["text0", "text1", "text2"]
+    assert len(got["/inproc/image"]) == 3 and len(got["/inproc/wrong"]) == 3
+    assert not any(part.startswith("_") for t in got for part in t.split("/"))

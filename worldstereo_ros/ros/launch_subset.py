@@ -95,7 +95,8 @@ class NodeSpec:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", self.module, *self.arguments, "--ros-args", "-r", f"__node:={self.name}"]
         if self.namespace:
-            cmd += ["-r", f"__ns:={self.namespace}"]
+            # launch_ros makes a relative namespace absolute; rcl refuses one without the leading slash
+            cmd += ["-r", f"__ns:=/{self.namespace.lstrip('/')}"]
         for src, dst in self.remappings:
             cmd += ["-r", f"{src}:={dst}"]
         for p in self.parameters:
@@ -104,7 +105,7 @@ class NodeSpec:
             else:
                 for key, value in p.items():
                     # rcl parses the value as YAML; JSON is valid YAML and quotes strings
-                    cmd += ["-p", f"{key}:={json.dumps(value)}"]
+                    cmd += ["-p", f"{key}:={_yaml_value(value)}"]
         return cmd
 
 
@@ -182,10 +183,16 @@ def load_launch_file(path: str | Path, launch_args: dict[str, str]) -> list[Node
         return sub
 
     def typed(value):
-        # launch_ros reads substituted parameter values as YAML, so "5.0" becomes a double and "true" a bool
-        if isinstance(value, (LaunchConfiguration, list, tuple)):
-            return yaml.safe_load(resolve(value))
-        return value
+        # launch_ros reads substituted parameter values as YAML, so "5.0" becomes a double and "true" a bool;
+        # a list is a substitution list only when it holds a substitution, otherwise it is an array value
+        is_substitution = isinstance(value, LaunchConfiguration) or (
+            isinstance(value, (list, tuple)) and any(isinstance(v, LaunchConfiguration) for v in value))
+        if not is_substitution:
+            return value
+        text = resolve(value)
+        parsed = yaml.safe_load(text) if text.strip() else ""
+        # YAML null is no parameter value, and dates/timestamps are not parameter types: keep the text
+        return text if parsed is None or not isinstance(parsed, (bool, int, float, str, list)) else parsed
 
     nodes = []
     for e in description.entities:
@@ -204,6 +211,14 @@ def load_launch_file(path: str | Path, launch_args: dict[str, str]) -> list[Node
             remappings=[(str(resolve(a)), str(resolve(b))) for a, b in e.remappings],
             arguments=[str(resolve(a)) for a in e.arguments]))
     return nodes
+
+
+def _yaml_value(value) -> str:
+    """A parameter value as rcl's ``-p name:=value`` YAML; JSON is valid YAML and quotes strings."""
+    try:
+        return json.dumps(value)
+    except TypeError as exc:
+        raise ConfigError("parameters", f"{value!r} is not a ROS parameter value ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------- running
