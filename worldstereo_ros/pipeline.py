@@ -18,7 +18,12 @@ handles each trajectory in numbered stages:
 5. align: for backends whose depth is not metric, one Sim(3) per trajectory from render-based
    correspondences (generated point at an observed pixel <-> the cache point drawn there), robust to
    outliers; skipped for metric backends such as ``render_fill``.
-6. merge: the points fused into the cache (not for ``memory="none"``).
+6. merge: the points fused into the cache (not for ``memory="none"``). Two kinds of imagined points are
+   dropped first. Those that a later keyframe of the same trajectory saw through (they lie in front of what
+   that view showed, by more than ``free_space_tolerance``;
+   :func:`~worldstereo_ros.geometry.visibility.seen_through`): fills guessed from one viewpoint that the
+   trajectory itself contradicted later, which in the cache would float in front of what it showed. And
+   those that fall into a voxel holding an observation (confidence >= 1), which they could only blur.
 7. bank: every ``keyframe_stride``-th frame becomes a keyframe (``ggm+ssm`` only).
 
 Memory ablation (``memory``): ``"ggm+ssm"`` is the full method; ``"ggm"`` merges into the cache but retrieves
@@ -81,6 +86,8 @@ class PipelineConfig:
         min_reference_score: keyframes scoring below this are not retrieved, in [0, 1].
         reconstruct_stride: back-project every n-th pixel in each direction (1 = all).
         edge_threshold: relative depth jump between neighbours that marks a depth edge (``depth_edge_mask``).
+        free_space_tolerance: imagined points that a keyframe of their trajectory saw through by more than
+            this fraction of their depth are not merged (module doc, stage 6); None keeps them all.
     """
 
     backend: str = "render_fill"
@@ -92,7 +99,7 @@ class PipelineConfig:
     keyframe_stride: int = 5
     width: int | None = None
     height: int | None = None
-    splat_px: int | str = 1
+    splat_px: int | str = "auto"
     drop_depth_edges: bool = True
     seed: int = 0
     device: str = "cpu"
@@ -102,6 +109,7 @@ class PipelineConfig:
     min_reference_score: float = 0.05
     reconstruct_stride: int = 1
     edge_threshold: float = 0.08
+    free_space_tolerance: float | None = 0.02
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
@@ -171,6 +179,8 @@ class PipelineConfig:
         real("min_reference_score", 0.0, 1.0, lo_open=False)
         integer("reconstruct_stride", 1, 64)
         real("edge_threshold", 0.0, 100.0)
+        if self.free_space_tolerance is not None:
+            real("free_space_tolerance", 0.0, 1.0)
         return self
 
 
@@ -285,7 +295,8 @@ FrameCallback = Callable[[str, int, np.ndarray, np.ndarray, np.ndarray, np.ndarr
 def reconstruct_points(rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray, K: np.ndarray,
                        T_world_cam: np.ndarray, imagined_confidence: float = 0.5, imagined_only: bool = True,
                        drop_edges: bool = True, edge_threshold: float = 0.08, stride: int = 1,
-                       device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       device: str | torch.device = "cpu", return_frame: bool = False
+                       ) -> tuple[torch.Tensor, ...]:
     """Back-project generated frames into coloured world points with confidences.
 
     Args:
@@ -297,8 +308,9 @@ def reconstruct_points(rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,
         edge_threshold: threshold of that mask.
         stride: keep every ``stride``-th pixel along each image axis.
         device: torch device of the outputs.
+        return_frame: also return the frame index (M,) int64 of every point.
     Returns:
-        xyz (M, 3) float32 world metres, rgb (M, 3) float32, confidence (M,) float32.
+        xyz (M, 3) float32 world metres, rgb (M, 3) float32, confidence (M,) float32 (and the frame indices).
     """
     from worldstereo_ros.geometry.projection import backproject_depth, depth_edge_mask
 
@@ -327,11 +339,15 @@ def reconstruct_points(rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,
         rows.append((cam @ T_t[i, :3, :3].T + T_t[i, :3, 3]).to(torch.float32))
     if not rows:
         empty = torch.zeros((0, 3), dtype=torch.float32, device=device)
-        return empty, empty.clone(), torch.zeros(0, dtype=torch.float32, device=device)
+        out = empty, empty.clone(), torch.zeros(0, dtype=torch.float32, device=device)
+        return (*out, torch.zeros(0, dtype=torch.int64, device=device)) if return_frame else out
     xyz = torch.cat(rows)
     colours = torch.as_tensor(np.asarray(rgb, dtype=np.float32), device=device)[keep]
     conf = torch.where(imagined_t[keep], torch.tensor(float(imagined_confidence), device=device),
                        torch.tensor(1.0, device=device))
+    if return_frame:
+        frame = torch.arange(n, device=device)[:, None, None].expand(n, h, w)[keep]
+        return xyz, colours, conf.to(torch.float32), frame
     return xyz, colours, conf.to(torch.float32)
 
 
@@ -524,9 +540,10 @@ class ImaginationPipeline:
         report("reconstruct", n)
         t0 = time.perf_counter()
         depth = np.asarray(frames.depth, dtype=np.float32)
-        xyz, rgb, conf = reconstruct_points(frames.rgb, depth, frames.imagined, K, T_world_cam,
-                                            cfg.imagined_confidence, not cfg.merge_observed, cfg.drop_depth_edges,
-                                            cfg.edge_threshold, cfg.reconstruct_stride, self.device)
+        xyz, rgb, conf, frame = reconstruct_points(frames.rgb, depth, frames.imagined, K, T_world_cam,
+                                                   cfg.imagined_confidence, not cfg.merge_observed,
+                                                   cfg.drop_depth_edges, cfg.edge_threshold, cfg.reconstruct_stride,
+                                                   self.device, return_frame=True)
         timings["reconstruct"] = time.perf_counter() - t0
 
         # 5. align non-metric depth to the cache
@@ -543,6 +560,18 @@ class ImaginationPipeline:
         # 6. merge
         report("merge", n)
         t0 = time.perf_counter()
+        if cfg.memory != "none" and xyz.shape[0] and cfg.free_space_tolerance is not None:
+            from worldstereo_ros.geometry.visibility import seen_through
+
+            views = self._keyframe_indices(n)
+            floating = seen_through(xyz, torch.as_tensor(depth[views], device=xyz.device),
+                                    torch.as_tensor(np.asarray(K, np.float64), device=xyz.device),
+                                    torch.as_tensor(T_world_cam[views], device=xyz.device),
+                                    cfg.free_space_tolerance, frame, torch.as_tensor(views, device=xyz.device)
+                                    ) & (conf < 1.0)
+            # an imagined point never edits a voxel that holds an observation: there it can only be worse
+            keep = ~floating & ~((conf < 1.0) & (self.cache.confidence_at(xyz) >= 1.0))
+            xyz, rgb, conf = xyz[keep], rgb[keep], conf[keep]
         if cfg.memory != "none" and xyz.shape[0]:
             self.cache.merge(xyz, rgb=rgb, confidence=conf, view_id=self._trajectories_done + 1,
                              viewpoint=T_world_cam[:, :3, 3].mean(axis=0))
@@ -615,11 +644,14 @@ class ImaginationPipeline:
             out[i] = np.where(depth[i] > 0, z, 0.0).astype(np.float32)
         return out
 
+    def _keyframe_indices(self, n: int) -> list[int]:
+        """Frames of an n-frame trajectory that become keyframes: every ``keyframe_stride``-th."""
+        return list(range(self.config.keyframe_stride - 1, n, self.config.keyframe_stride))
+
     def _add_keyframes(self, trajectory_id: str, rgb: np.ndarray, depth: np.ndarray, K: np.ndarray,
                        T_world_cam: np.ndarray) -> None:
         from worldstereo_ros.memory.memory_bank import Keyframe
 
-        stride = self.config.keyframe_stride
-        for i in range(stride - 1, depth.shape[0], stride):
+        for i in self._keyframe_indices(depth.shape[0]):
             kf = Keyframe.from_frame(rgb[i], depth[i], K, T_world_cam[i], self._take_keyframe_id(), trajectory_id)
             self.bank.add(kf)

@@ -138,8 +138,8 @@ def test_ssm_fills_disocclusion_with_reference_colour_and_depth():
 
 
 def test_completion_fills_disocclusion_with_background():
-    for request, backend in ((make_request([0.6], with_refs=False), RenderFillGenerator()),
-                             (make_request([0.6]), RenderFillGenerator(ssm=False))):
+    for request, backend in ((make_request([0.6], with_refs=False), RenderFillGenerator(colour_fill="mirror")),
+                             (make_request([0.6]), RenderFillGenerator(ssm=False, colour_fill="mirror"))):
         hole = disocclusion(request, 0)
         out = backend.generate(request)
         assert (out.depth[0] > 0).all()
@@ -150,6 +150,46 @@ def test_completion_fills_disocclusion_with_background():
         gx_fill = np.abs(np.diff(out.rgb[0][..., 0], axis=1))[hole[:, 1:] & hole[:, :-1]].mean()
         gx_true = np.abs(np.diff(gt_rgb[..., 0], axis=1))[hole[:, 1:] & hole[:, :-1]].mean()
         assert gx_fill > 0.3 * gx_true
+
+
+def test_inpaint_closes_thin_cracks_smoothly_and_keeps_completed_depth():
+    req = make_request([0.0], with_refs=False)
+    gt_rgb, gt_depth = render_scene(T_world_cam())
+    crack = np.zeros((H, W), bool)
+    crack[:, 8:10] = True  # a two-pixel column of the far plane lost by the cache render
+    crack &= np.isclose(gt_depth, Z_FAR)
+    req.cond_mask[0][crack] = False
+    inpainted = RenderFillGenerator(colour_fill="inpaint").generate(req)
+    mirrored = RenderFillGenerator(colour_fill="mirror").generate(req)
+    np.testing.assert_array_equal(inpainted.depth, mirrored.depth)  # colour mode leaves geometry alone
+    assert np.abs(inpainted.depth[0][crack] - Z_FAR).max() < 1e-3
+    error = np.abs(inpainted.rgb[0][crack] - gt_rgb[crack]).mean()
+    flat = np.abs(gt_rgb[~crack & (gt_depth > 0)].mean(0) - gt_rgb[crack]).mean()  # one colour for all
+    assert error < 0.1 and error < 0.5 * flat, (error, flat)
+    keep = ~crack
+    np.testing.assert_array_equal(inpainted.rgb[0][keep], mirrored.rgb[0][keep])
+
+
+def test_reference_colours_are_pulled_at_subpixel_correspondences():
+    # a reference of the target's resolution, half a pixel (on the far plane) beside the target: pulled
+    # colours match the true view more closely than the reference's points snapped to the nearest pixel
+    x_ref, x_target = 0.6, 0.6 + 0.5 * Z_FAR / F
+    ref_rgb, ref_depth = render_scene(T_world_cam(x=x_ref), splat=0)
+    ref = Reference(rgb=ref_rgb, depth=ref_depth, pointmap=back_project(ref_depth, T_world_cam(x=x_ref)), K=K,
+                    T_world_cam=T_world_cam(x=x_ref), score=1.0, keyframe_id=7)
+    req = make_request([x_target])
+    req.references = [[ref]]
+    gt_rgb, _ = render_scene(T_world_cam(x=x_target), splat=0)
+    pulled = RenderFillGenerator().generate(req)
+    keep = ref_depth.reshape(-1) > 0
+    snapped = render_points(torch.as_tensor(ref.pointmap.reshape(-1, 3)[keep]),
+                            torch.as_tensor(ref_rgb.reshape(-1, 3)[keep]), K,
+                            np.linalg.inv(req.T_world_cam[0]), H, W, splat_px=1)
+    far = (np.abs(pulled.depth[0] - Z_FAR) < 1e-3) & snapped.mask[0].numpy()
+    err_pulled = np.abs(pulled.rgb[0][far] - gt_rgb[far]).mean()
+    err_snapped = np.abs(snapped.rgb[0].numpy()[far] - gt_rgb[far]).mean()
+    assert far.sum() > H * W // 4
+    assert err_pulled < 0.8 * err_snapped, (err_pulled, err_snapped)
 
 
 def test_outputs_keep_cache_pixels_and_mark_the_rest_imagined():
@@ -219,6 +259,7 @@ def test_temporal_carries_fills_along_the_trajectory():
     ("ssm", "yes"), ("temporal", 1), ("reference_splat_px", -1), ("reference_splat_px", 1.5),
     ("temporal_splat_px", True), ("far_tolerance", 1.0), ("edge_tolerance", 0.0), ("mirror_max_px", 0),
     ("slope_limit", float("nan")), ("max_passes", 0), ("device", "no-such-device"), ("bogus", 3),
+    ("colour_fill", "telea"),
 ])
 def test_bad_options_name_the_option(option, value):
     with pytest.raises(InputError) as info:

@@ -329,6 +329,17 @@ def test_merge_does_not_mutate_its_input():
         assert torch.equal(t, c)
 
 
+def test_confidence_at_reads_the_voxel_of_each_point():
+    cache = GlobalCache(voxel_size_m=0.1)
+    cache.merge(torch.tensor([[0.05, 0.05, 0.05], [0.06, 0.04, 0.05], [1.05, 0.05, 0.05]]),
+                confidence=torch.tensor([1.0, 0.5, 0.25]))
+    got = cache.confidence_at(torch.tensor([[0.01, 0.09, 0.02], [1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [-0.05, 0.0, 0.0]]))
+    assert torch.allclose(got, torch.tensor([1.5, 0.25, 0.0, 0.0]))
+    assert GlobalCache().confidence_at(np.zeros((2, 3))).tolist() == [0.0, 0.0]
+    with pytest.raises(InputError, match="xyz"):
+        cache.confidence_at(torch.zeros(3))
+
+
 def test_numpy_input_and_from_points():
     xyz = np.random.default_rng(0).random((50, 3))
     cache = GlobalCache.from_points(xyz, np.full((50, 3), 0.2, dtype=np.float32), voxel_size_m=0.5, view_id=2)

@@ -192,3 +192,37 @@ def test_non_metric_depth_is_aligned_to_the_cache(snapshot):
     drawn = cond.depth.numpy()[observed]
     close = np.abs(r.depth[observed] - drawn) <= 0.02 * drawn
     assert close.mean() > 0.9, f"only {close.mean():.0%} of observed pixels agree with the cache"
+
+
+class _FloaterBackend(Generator):
+    """Marks every pixel imagined. Frame 0 puts a red layer at half the true depth; the later frames show the
+    conditioning render itself (the true surfaces, already observed)."""
+
+    name = "floater_test"
+    uses_references = False
+
+    def generate(self, request: GenerationRequest, generator=None, on_frame=None) -> GeneratedFrames:
+        request.check()
+        depth = np.array(request.cond_depth, dtype=np.float32)
+        rgb = np.array(request.cond_rgb, dtype=np.float32)
+        depth[0] *= 0.5
+        rgb[0] = (1.0, 0.0, 0.0)
+        return GeneratedFrames(rgb, depth, np.ones_like(request.cond_mask), depth_is_metric=True)
+
+
+@pytest.mark.parametrize("tolerance", [0.02, None])
+def test_merge_drops_seen_through_fills_and_leaves_observations_alone(snapshot, tolerance):
+    cfg = _config(memory="ggm", free_space_tolerance=tolerance, drop_depth_edges=False, splat_px=0)
+    pipe = ImaginationPipeline(cfg, backend=_FloaterBackend()).initialize(snapshot)
+    keys, xyz, rgb = pipe.cache.keys.clone(), pipe.cache.xyz.clone(), pipe.cache.rgb.clone()
+    pipe.run([Trajectory("still", np.tile(snapshot.T_world_cam, (2, 1, 1)))])  # frame 1 is the keyframe
+    red = int((pipe.cache.rgb[:, 0] > 0.99).sum())
+    rows = torch.searchsorted(pipe.cache.keys, keys)
+    assert torch.equal(pipe.cache.keys[rows], keys)  # nothing observed was lost
+    if tolerance is None:  # everything merged: the floaters join the cache, observed voxels are averaged
+        assert red > keys.shape[0] / 8
+        assert not torch.equal(pipe.cache.rgb[rows], rgb)
+    else:  # the later view saw through the red layer; the true surfaces fell into observed voxels
+        assert red == 0
+        assert torch.equal(pipe.cache.xyz[rows], xyz) and torch.equal(pipe.cache.rgb[rows], rgb)
+        assert len(pipe.cache) < 1.01 * keys.shape[0]  # a few points land across voxel borders

@@ -130,7 +130,10 @@ def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
         sent = time.monotonic()
         assert peer.wait(lambda: peer.node.count_subscribers("planned_path") > 0, 20.0), "imagination_node not up"
         time.sleep(1.5)  # a few replayed frames
-        peer.pub_path.publish(path)
+        deadline = time.monotonic() + 60.0
+        while not peer.views and time.monotonic() < deadline:  # a path before the first frame is refused
+            peer.pub_path.publish(path)
+            peer.wait(lambda: bool(peer.views), 5.0)
         assert peer.wait(lambda: len(peer.views) >= 10, 60.0), (
             f"received {len(peer.views)} views; node output:\n{_stop(node)[-3000:]}")
         assert peer.wait(lambda: len(peer.clouds) >= 1, 10.0), "no global_cache"

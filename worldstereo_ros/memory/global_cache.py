@@ -638,6 +638,22 @@ class GlobalCache:
         other._a = self._a.select(inside)
         return other
 
+    def confidence_at(self, xyz) -> torch.Tensor:
+        """Stored confidence (N,) float32 of the voxel each of ``xyz`` (N, 3) world metres falls in, 0 where
+        the voxel is empty."""
+        p = _tensor(xyz).to(self.device, torch.float32)
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise InputError("xyz", f"expected shape (N, 3), got {tuple(p.shape)}")
+        out = torch.zeros(p.shape[0], dtype=torch.float32, device=self.device)
+        m = len(self)
+        if m == 0 or p.shape[0] == 0:
+            return out
+        keys = self._voxel_keys(p)
+        pos = torch.searchsorted(self._a.keys, keys).clamp_(max=m - 1)
+        found = self._a.keys[pos] == keys
+        out[found] = self._a.confidence[pos[found]]
+        return out
+
     def radius_query(self, center, radius_m: float) -> torch.Tensor:
         """Indices (K,) int64, ascending, of the points within ``radius_m`` of ``center`` (3,) metres."""
         c = torch.as_tensor(np.asarray(center, dtype=np.float64)).to(torch.float32)
