@@ -24,7 +24,7 @@ handles each trajectory in numbered stages:
    :func:`~worldstereo_ros.geometry.visibility.seen_through`): fills guessed from one viewpoint that the
    trajectory itself contradicted later, which in the cache would float in front of what it showed. And
    those that fall into a voxel holding an observation (confidence >= 1), which they could only blur.
-7. bank: every ``keyframe_stride``-th frame becomes a keyframe (``ggm+ssm`` only).
+7. bank: every ``keyframe_stride``-th frame and the last become keyframes (``ggm+ssm`` only).
 
 Memory ablation (``memory``): ``"ggm+ssm"`` is the full method; ``"ggm"`` merges into the cache but retrieves
 no references; ``"none"`` conditions every trajectory on the initial cloud only: nothing is merged or banked,
@@ -74,7 +74,7 @@ class PipelineConfig:
         voxel_size_m: voxel edge of the global cache, metres.
         max_cache_points: point budget of the cache.
         bank_capacity: keyframes kept in the memory bank.
-        keyframe_stride: every n-th imagined frame becomes a keyframe.
+        keyframe_stride: every n-th imagined frame (and the last) becomes a keyframe.
         width, height: target image size, pixels; None = the snapshot's (set both or neither).
         splat_px: footprint half-width of the cache render (int >= 0 or ``"auto"``).
         drop_depth_edges: drop depth-edge pixels when back-projecting (snapshot and imagined frames).
@@ -645,8 +645,9 @@ class ImaginationPipeline:
         return out
 
     def _keyframe_indices(self, n: int) -> list[int]:
-        """Frames of an n-frame trajectory that become keyframes: every ``keyframe_stride``-th."""
-        return list(range(self.config.keyframe_stride - 1, n, self.config.keyframe_stride))
+        """Frames of an n-frame trajectory that become keyframes: every ``keyframe_stride``-th and the last
+        (where the trajectory ended up, and where the next one may pick up)."""
+        return sorted(set(range(self.config.keyframe_stride - 1, n, self.config.keyframe_stride)) | {n - 1})
 
     def _add_keyframes(self, trajectory_id: str, rgb: np.ndarray, depth: np.ndarray, K: np.ndarray,
                        T_world_cam: np.ndarray) -> None:

@@ -84,7 +84,7 @@ def tint_imagined(rgb: np.ndarray, imagined: np.ndarray, strength: float = 0.35)
 
 
 def contact_sheet(rows: Sequence[tuple[str, np.ndarray]], columns: int = 5, thumb_width: int = 192,
-                  label_px: int = 22) -> np.ndarray:
+                  label_px: int = 22, show_indices: bool = True) -> np.ndarray:
     """A grid of thumbnails, one row per labelled sequence, ``columns`` frames evenly spread over each.
 
     Args:
@@ -92,6 +92,7 @@ def contact_sheet(rows: Sequence[tuple[str, np.ndarray]], columns: int = 5, thum
         columns: thumbnails per row (fewer if a row has fewer frames).
         thumb_width: thumbnail width, pixels (height keeps the aspect ratio).
         label_px: height of the label strip above each row.
+        show_indices: append the indices of the frames shown to each label.
     Returns:
         (H', W', 3) uint8 RGB image.
     """
@@ -112,7 +113,7 @@ def contact_sheet(rows: Sequence[tuple[str, np.ndarray]], columns: int = 5, thum
         sep = np.full((th, 2, 3), 255, np.uint8)
         body = np.concatenate([x for t in thumbs for x in (t, sep)][:-1], axis=1)
         head = np.full((label_px, body.shape[1], 3), 255, np.uint8)
-        text = f"{label}  (frames {', '.join(str(i) for i in picks)} of {n})"
+        text = f"{label}  (frames {', '.join(str(i) for i in picks)} of {n})" if show_indices else label
         cv2.putText(head, text, (4, label_px - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         strips.append(np.concatenate([head, body], axis=0))
     width = max(s.shape[1] for s in strips)
