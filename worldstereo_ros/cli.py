@@ -225,7 +225,8 @@ def _imagine(args: argparse.Namespace) -> int:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rgbd-folder", default=None,
-                   help="a 7-Scenes-style folder to take the snapshot from (default: the procedural room)")
+                   help="a 7-Scenes-style folder or a TUM RGB-D sequence to take the snapshot from (default: the "
+                        "procedural room)")
     p.add_argument("--frame", type=int, default=0, help="frame number in --rgbd-folder")
     _run_args(p, out_default="outputs/demo")
 
@@ -235,10 +236,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         if args.rgbd_folder:
-            from worldstereo_ros.io.rgbd_folder import RgbdFolder
+            from worldstereo_ros.io.tum_rgbd import open_rgbd_sequence
             from worldstereo_ros.snapshot import Snapshot
 
-            frame = RgbdFolder(args.rgbd_folder).read(args.frame)
+            frame = open_rgbd_sequence(args.rgbd_folder).read(args.frame)
             snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
             source = f"{args.rgbd_folder} frame {args.frame}"
         else:
@@ -262,9 +263,10 @@ def _shared_data() -> "Path":
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="7-Scenes/TUM-style folder: rgb, depth, pose per frame and "
-                   "camera-intrinsics.txt (default: $WORLDSTEREO_DATA/7scenes-redkitchen, else "
-                   "../shared/data/7scenes-redkitchen next to the checkout)")
+    p.add_argument("--data", default=None, help="a 7-Scenes-style folder (rgb, depth, pose per frame and "
+                   "camera-intrinsics.txt) or a TUM RGB-D sequence (rgb.txt, depth.txt, groundtruth.txt) "
+                   "(default: $WORLDSTEREO_DATA/7scenes-redkitchen, else ../shared/data/7scenes-redkitchen next "
+                   "to the checkout)")
     p.add_argument("--middlebury", default=None, help="Middlebury stereo folder (default: middlebury-motorcycle "
                    "next to the default data; 'none' skips the stereo section)")
     p.add_argument("--quick", action="store_true", help="about a tenth of the work (one start frame, short "
@@ -287,9 +289,9 @@ def _bench(args: argparse.Namespace) -> int:
     from worldstereo_ros.evaluation.bench_report import markdown, write_report
 
     data = Path(args.data) if args.data else _shared_data() / "7scenes-redkitchen"
-    if not (data / "camera-intrinsics.txt").is_file():
-        print(f"error: data: no 7-Scenes-style folder at {data} (camera-intrinsics.txt missing); pass --data or "
-              "set WORLDSTEREO_DATA", file=sys.stderr)
+    if not ((data / "camera-intrinsics.txt").is_file() or (data / "rgb.txt").is_file()):
+        print(f"error: data: no RGB-D sequence at {data} (neither camera-intrinsics.txt nor rgb.txt); pass --data "
+              "or set WORLDSTEREO_DATA", file=sys.stderr)
         return 2
     if args.middlebury is None:
         middlebury = data.parent / "middlebury-motorcycle"

@@ -40,6 +40,7 @@ from worldstereo_ros.evaluation.reconstruction import fuse_reference, reconstruc
 from worldstereo_ros.evaluation.resources import PeakRss
 from worldstereo_ros.evaluation.view_fidelity import baseline_view, evaluate_start, score_view
 from worldstereo_ros.io.rgbd_folder import RgbdFolder, RgbdFrame
+from worldstereo_ros.io.tum_rgbd import TumSequence, open_rgbd_sequence
 from worldstereo_ros.snapshot import Snapshot
 
 THRESHOLDS_M = (0.02, 0.05, 0.10)
@@ -51,7 +52,8 @@ class BenchConfig:
     """What to measure. :meth:`full` and :meth:`quick` are the two presets of the CLI.
 
     Attributes:
-        data: 7-Scenes-style folder (rgb, depth, pose per frame, ``camera-intrinsics.txt``).
+        data: 7-Scenes-style folder (rgb, depth, pose per frame, ``camera-intrinsics.txt``) or TUM RGB-D
+            sequence (:func:`~worldstereo_ros.io.tum_rgbd.open_rgbd_sequence`).
         middlebury: Middlebury folder (``<name>_left.png``, ``_right.png``, ``_disp.npz``) or None.
         backends: generator backends to measure.
         starts: start frames (geometry and camera use the first ``geometry_starts`` of them).
@@ -128,7 +130,7 @@ def _score_row(score, **head) -> dict:
     return row
 
 
-def geometry_and_camera(folder: RgbdFolder, start: int, span: int, step: int, backends: list[str], seed: int,
+def geometry_and_camera(folder: RgbdFolder | TumSequence, start: int, span: int, step: int, backends: list[str], seed: int,
                         results: BenchResults, depth_max_m: float = 6.0) -> None:
     """The geometry rows (floor + one per backend) and camera rows of one start frame."""
     from worldstereo_ros.geometry.projection import depth_to_points
@@ -169,7 +171,7 @@ def _camera_row(start: int, method: str, estimate: tuple[np.ndarray, np.ndarray]
                 ate_cm=100 * e.ate_m, tracked=e.tracked_fraction, frames=e.n_frames)
 
 
-def fidelity(folder: RgbdFolder, starts: list[int], offsets: list[int], backends: list[str], seed: int,
+def fidelity(folder: RgbdFolder | TumSequence, starts: list[int], offsets: list[int], backends: list[str], seed: int,
              results: BenchResults) -> None:
     """Per start, offset and backend: both methods' scores against the real frame."""
     for b_i, backend in enumerate(backends):
@@ -243,7 +245,7 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
     if unknown:
         raise InputError("sections", f"unknown {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
     say = progress or (lambda _: None)
-    folder = RgbdFolder(config.data)
+    folder = open_rgbd_sequence(config.data)
     cfg = asdict(config)
     cfg.update(data=str(config.data), middlebury=None if config.middlebury is None else str(config.middlebury))
     results = BenchResults(config=cfg)

@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.io.rgbd_folder import RgbdFolder
+from worldstereo_ros.io.tum_rgbd import open_rgbd_sequence
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix
@@ -44,7 +44,7 @@ class ReplayNode(Node):
         extrinsic = list(self.declare_parameter("base_to_camera", [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5]).value)
         if self.rate_hz <= 0:
             raise WorldStereoError(f"rate_hz: must be positive, got {self.rate_hz}")
-        self.folder = RgbdFolder(self.folder_path)
+        self.folder = open_rgbd_sequence(self.folder_path)
         self.frames = [i for i in self.folder.indices if i >= self.first_frame][:: self.stride]
         if self.max_frames > 0:
             self.frames = self.frames[: self.max_frames]
