@@ -37,7 +37,8 @@ def _write_ffmpeg(path: Path, frames: np.ndarray, fps: float) -> None:
 
     h, w = frames.shape[1:3]
     writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=1, quality=7, ffmpeg_log_level="error")
+                                         macro_block_size=1, quality=7, ffmpeg_log_level="error",
+                                         output_params=["-preset", "veryfast"])
     writer.send(None)
     try:
         for frame in frames:
