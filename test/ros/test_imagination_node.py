@@ -22,6 +22,7 @@ from geometry_msgs.msg import PoseStamped  # noqa: E402
 from nav_msgs.msg import Path  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -67,9 +68,11 @@ class Peer:
         self.node = rclpy.create_node("imagination_test_peer")
         self.views: list[ImaginedView] = []
         self.clouds: list[PointCloud2] = []
+        self.local: list[PointCloud2] = []
         self.diagnostics: list[DiagnosticArray] = []
         self.node.create_subscription(ImaginedView, "imagined/views", self.views.append, VIEWS_QOS)
         self.node.create_subscription(PointCloud2, "global_cache", self.clouds.append, LATCHED_QOS)
+        self.node.create_subscription(PointCloud2, "local_cache", self.local.append, qos_profile_sensor_data)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.pub_path = self.node.create_publisher(Path, "planned_path", 10)
         self.executor = SingleThreadedExecutor()
@@ -160,6 +163,12 @@ def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
             ("x", 7, 0), ("y", 7, 4), ("z", 7, 8), ("rgb", 7, 12)]
         xyz, rgb = pointcloud2_to_xyzrgb(cloud)
         assert xyz.shape[0] > 10_000 and np.isfinite(xyz).all()
+        # local_cache: the cache within local_radius_m (4 m) of the robot, in the robot's frame
+        assert peer.wait(lambda: any(c.width > 1000 for c in peer.local), 10.0), "no local_cache"
+        local = next(c for c in peer.local if c.width > 1000)
+        assert local.header.frame_id == "base_link"
+        local_xyz, _ = pointcloud2_to_xyzrgb(local)
+        assert np.linalg.norm(local_xyz, axis=1).max() <= 4.0 + 1e-3
         print(f"path -> 10 views + cache ({xyz.shape[0]} points) in {elapsed:.1f} s")
     finally:
         _stop(node)
