@@ -27,7 +27,8 @@ handles each trajectory in numbered stages:
    that view showed, by more than ``free_space_tolerance``;
    :func:`~worldstereo_ros.geometry.visibility.seen_through`): fills guessed from one viewpoint that the
    trajectory itself contradicted later, which in the cache would float in front of what it showed. And
-   those that fall into a voxel holding an observation (confidence >= 1), which they could only blur.
+   (``protect_observed``) those that fall into a voxel holding an observation (confidence >= 1), which
+   they could only blur.
 7. bank: every ``keyframe_stride``-th frame and the last become keyframes (``ggm+ssm`` only).
 
 Memory ablation (``memory``): ``"ggm+ssm"`` is the full method; ``"ggm"`` merges into the cache but retrieves
@@ -94,6 +95,8 @@ class PipelineConfig:
             this fraction of their depth are not merged (module doc, stage 6); None keeps them all.
         max_imagined_distance_px: only imagined pixels within this distance (pixels) of an observed pixel of
             their frame are reconstructed into the cache (module doc, stage 4); None keeps them all.
+        protect_observed: imagined points are not merged into voxels that hold an observation (module doc,
+            stage 6).
     """
 
     backend: str = "render_fill"
@@ -117,6 +120,7 @@ class PipelineConfig:
     edge_threshold: float = 0.08
     free_space_tolerance: float | None = 0.02
     max_imagined_distance_px: float | None = 20.0
+    protect_observed: bool = True
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
@@ -190,6 +194,8 @@ class PipelineConfig:
             real("free_space_tolerance", 0.0, 1.0)
         if self.max_imagined_distance_px is not None:
             real("max_imagined_distance_px", 0.0, 1e6)
+        if not isinstance(self.protect_observed, bool):
+            raise ConfigError("protect_observed", f"expected a bool, got {self.protect_observed!r}")
         return self
 
 
@@ -304,7 +310,7 @@ FrameCallback = Callable[[str, int, np.ndarray, np.ndarray, np.ndarray, np.ndarr
 def reconstruct_points(rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray, K: np.ndarray,
                        T_world_cam: np.ndarray, imagined_confidence: float = 0.5, imagined_only: bool = True,
                        drop_edges: bool = True, edge_threshold: float = 0.08, stride: int = 1,
-                       device: str | torch.device = "cpu", return_frame: bool = False,
+                       device: str | torch.device = "cpu", return_sources: bool = False,
                        max_imagined_distance_px: float | None = None) -> tuple[torch.Tensor, ...]:
     """Back-project generated frames into coloured world points with confidences.
 
@@ -317,11 +323,11 @@ def reconstruct_points(rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,
         edge_threshold: threshold of that mask.
         stride: keep every ``stride``-th pixel along each image axis.
         device: torch device of the outputs.
-        return_frame: also return the frame index (M,) int64 of every point.
+        return_sources: also return each point's frame index (M,) int64 and imagined flag (M,) bool.
         max_imagined_distance_px: keep only the imagined pixels within this distance (pixels) of an observed
             pixel of their frame; None keeps all.
     Returns:
-        xyz (M, 3) float32 world metres, rgb (M, 3) float32, confidence (M,) float32 (and the frame indices).
+        xyz (M, 3) float32 world metres, rgb (M, 3) float32, confidence (M,) float32 (and the sources).
     """
     from worldstereo_ros.geometry.projection import backproject_depth, depth_edge_mask
 
@@ -359,14 +365,17 @@ def reconstruct_points(rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,
     if not rows:
         empty = torch.zeros((0, 3), dtype=torch.float32, device=device)
         out = empty, empty.clone(), torch.zeros(0, dtype=torch.float32, device=device)
-        return (*out, torch.zeros(0, dtype=torch.int64, device=device)) if return_frame else out
+        if return_sources:
+            return (*out, torch.zeros(0, dtype=torch.int64, device=device),
+                    torch.zeros(0, dtype=torch.bool, device=device))
+        return out
     xyz = torch.cat(rows)
     colours = torch.as_tensor(np.asarray(rgb, dtype=np.float32), device=device)[keep]
     conf = torch.where(imagined_t[keep], torch.tensor(float(imagined_confidence), device=device),
                        torch.tensor(1.0, device=device))
-    if return_frame:
+    if return_sources:
         frame = torch.arange(n, device=device)[:, None, None].expand(n, h, w)[keep]
-        return xyz, colours, conf.to(torch.float32), frame
+        return xyz, colours, conf.to(torch.float32), frame, imagined_t[keep]
     return xyz, colours, conf.to(torch.float32)
 
 
@@ -559,11 +568,10 @@ class ImaginationPipeline:
         report("reconstruct", n)
         t0 = time.perf_counter()
         depth = np.asarray(frames.depth, dtype=np.float32)
-        xyz, rgb, conf, frame = reconstruct_points(frames.rgb, depth, frames.imagined, K, T_world_cam,
-                                                   cfg.imagined_confidence, not cfg.merge_observed,
-                                                   cfg.drop_depth_edges, cfg.edge_threshold, cfg.reconstruct_stride,
-                                                   self.device, return_frame=True,
-                                                   max_imagined_distance_px=cfg.max_imagined_distance_px)
+        xyz, rgb, conf, frame, is_imagined = reconstruct_points(
+            frames.rgb, depth, frames.imagined, K, T_world_cam, cfg.imagined_confidence, not cfg.merge_observed,
+            cfg.drop_depth_edges, cfg.edge_threshold, cfg.reconstruct_stride, self.device, return_sources=True,
+            max_imagined_distance_px=cfg.max_imagined_distance_px)
         timings["reconstruct"] = time.perf_counter() - t0
 
         # 5. align non-metric depth to the cache
@@ -580,18 +588,21 @@ class ImaginationPipeline:
         # 6. merge
         report("merge", n)
         t0 = time.perf_counter()
-        if cfg.memory != "none" and xyz.shape[0] and cfg.free_space_tolerance is not None:
-            from worldstereo_ros.geometry.visibility import seen_through
+        if cfg.memory != "none" and xyz.shape[0]:
+            drop = torch.zeros_like(is_imagined)
+            if cfg.free_space_tolerance is not None:
+                from worldstereo_ros.geometry.visibility import seen_through
 
-            views = self._keyframe_indices(n)
-            floating = seen_through(xyz, torch.as_tensor(depth[views], device=xyz.device),
-                                    torch.as_tensor(np.asarray(K, np.float64), device=xyz.device),
-                                    torch.as_tensor(T_world_cam[views], device=xyz.device),
-                                    cfg.free_space_tolerance, frame, torch.as_tensor(views, device=xyz.device)
-                                    ) & (conf < 1.0)
-            # an imagined point never edits a voxel that holds an observation: there it can only be worse
-            keep = ~floating & ~((conf < 1.0) & (self.cache.confidence_at(xyz) >= 1.0))
-            xyz, rgb, conf = xyz[keep], rgb[keep], conf[keep]
+                views = self._keyframe_indices(n)
+                drop |= is_imagined & seen_through(
+                    xyz, torch.as_tensor(depth[views], device=xyz.device),
+                    torch.as_tensor(np.asarray(K, np.float64), device=xyz.device),
+                    torch.as_tensor(T_world_cam[views], device=xyz.device), cfg.free_space_tolerance, frame,
+                    torch.as_tensor(views, device=xyz.device))
+            if cfg.protect_observed:
+                # an imagined point never edits a voxel that holds an observation: there it can only be worse
+                drop |= is_imagined & (self.cache.confidence_at(xyz) >= 1.0)
+            xyz, rgb, conf = xyz[~drop], rgb[~drop], conf[~drop]
         if cfg.memory != "none" and xyz.shape[0]:
             self.cache.merge(xyz, rgb=rgb, confidence=conf, view_id=self._trajectories_done + 1,
                              viewpoint=T_world_cam[:, :3, 3].mean(axis=0))

@@ -213,7 +213,7 @@ class _FloaterBackend(Generator):
 @pytest.mark.parametrize("tolerance", [0.02, None])
 def test_merge_drops_seen_through_fills_and_leaves_observations_alone(snapshot, tolerance):
     cfg = _config(memory="ggm", free_space_tolerance=tolerance, drop_depth_edges=False, splat_px=0,
-                  max_imagined_distance_px=None)
+                  max_imagined_distance_px=None, protect_observed=tolerance is not None)
     pipe = ImaginationPipeline(cfg, backend=_FloaterBackend()).initialize(snapshot)
     keys, xyz, rgb = pipe.cache.keys.clone(), pipe.cache.xyz.clone(), pipe.cache.rgb.clone()
     pipe.run([Trajectory("still", np.tile(snapshot.T_world_cam, (2, 1, 1)))])  # frame 1 is the keyframe
@@ -237,9 +237,9 @@ def test_fills_far_from_any_observation_stay_out_of_the_cache(snapshot):
     imagined[0, :, 5:] = True  # observed: columns 0-4
     rgb = np.zeros((1, 10, 40, 3), np.float32)
     K = np.array([[20.0, 0, 20], [0, 20, 5], [0, 0, 1]])
-    _, _, _, frame = reconstruct_points(rgb, depth, imagined, K, np.eye(4)[None], drop_edges=False,
-                                        return_frame=True, max_imagined_distance_px=10)
-    assert frame.shape[0] == 10 * 10  # imagined columns 5-14 are within 10 px of column 4
+    _, _, _, frame, is_imagined = reconstruct_points(rgb, depth, imagined, K, np.eye(4)[None], drop_edges=False,
+                                                     return_sources=True, max_imagined_distance_px=10)
+    assert frame.shape[0] == 10 * 10 and bool(is_imagined.all())  # columns 5-14 are within 10 px of column 4
     everything = reconstruct_points(rgb, depth, imagined, K, np.eye(4)[None], drop_edges=False)[0]
     assert everything.shape[0] == 10 * 35
     with pytest.raises(ConfigError, match="max_imagined_distance_px"):
