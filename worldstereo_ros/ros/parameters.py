@@ -88,7 +88,7 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("tf_timeout_s", 0.2, "How long a TF lookup may wait for data.", "s", 0.0, 10.0),
     ParamSpec("bank_capacity", 8, "Keyframes kept in the spatial-stereo memory.", "keyframes", 1, 256,
               read_only=True),
-    ParamSpec("keyframe_stride", 5, "Every n-th imagined view becomes a keyframe.", "views", 1, 100,
+    ParamSpec("keyframe_stride", 5, "Every n-th imagined view (and the last) becomes a keyframe.", "views", 1, 100,
               read_only=True),
     ParamSpec("seed", 0, "Seed of the generator (runs are repeatable).", "", 0, 2**31 - 1),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics.", "s", 0.1, 60.0),
