@@ -244,6 +244,11 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise InputError("sections", f"unknown {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
+    from worldstereo_ros.generation.base import available_backends
+
+    unknown = [b for b in config.backends if b not in available_backends()]
+    if unknown or not config.backends:
+        raise InputError("backends", f"unknown {unknown or 'none given'}; valid: {', '.join(available_backends())}")
     say = progress or (lambda _: None)
     folder = open_rgbd_sequence(config.data)
     cfg = asdict(config)
