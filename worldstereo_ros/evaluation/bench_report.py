@@ -127,12 +127,17 @@ def _plot_fidelity(rows: list[dict], path: Path) -> None:
 def _plot_consistency(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    labels = [f"{r['backend']}\n{r['memory']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.9 * len(rows)), 3.6), dpi=100)
+    labels = [f"{r['memory']}\nframe {r['start']}" + (f"\n{r['backend']}" if len({x['backend'] for x in rows}) > 1
+                                                       else "") for r in rows]
     x = np.arange(len(rows))
     for j, name in enumerate(("orbit", "up")):
         ax.bar(x + (j - 0.5) * 0.35, [r["psnr_db"][j] for r in rows], 0.35, label=f"check pose: {name}")
-    ax.plot(x, [r["mean_psnr_db"] for r in rows], "k-o", label="mean")
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for k, r in enumerate(rows):
+        groups[(r["backend"], r["start"])].append(k)
+    for n, ks in enumerate(groups.values()):  # one line per run: none -> GGM -> GGM+SSM
+        ax.plot(ks, [rows[k]["mean_psnr_db"] for k in ks], "k-o", label="mean" if n == 0 else None)
     ax.set_xticks(x, labels)
     ax.set_ylabel("PSNR between the two routes (dB)")
     ax.set_ylim(min(min(r["psnr_db"]) for r in rows) - 3, max(max(r["psnr_db"]) for r in rows) + 2)

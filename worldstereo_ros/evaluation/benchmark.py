@@ -56,8 +56,8 @@ class BenchConfig:
             sequence (:func:`~worldstereo_ros.io.tum_rgbd.open_rgbd_sequence`).
         middlebury: Middlebury folder (``<name>_left.png``, ``_right.png``, ``_disp.npz``) or None.
         backends: generator backends to measure.
-        starts: start frames (geometry and camera use the first ``geometry_starts`` of them).
-        geometry_starts: how many of ``starts`` the geometry and camera sections use.
+        starts: start frames (geometry, camera and consistency use the first ``geometry_starts`` of them).
+        geometry_starts: how many of ``starts`` the geometry, camera and consistency sections use.
         offsets: frame offsets of the fidelity section.
         span, step: the geometry reference fuses frames s..s+span every ``step``; the same poses are imagined.
         consistency_frames: poses per trajectory in the consistency section.
@@ -261,11 +261,12 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
             geometry_and_camera(folder, start, config.span, config.step, config.backends, config.seed, results,
                                 config.depth_max_m)
     if "consistency" in sections:
-        snapshot = _snapshot(folder.read(config.starts[0]))
-        for backend in config.backends:
-            say(f"consistency ({backend}) from frame {config.starts[0]}")
-            rows = consistency_rows(snapshot, config.consistency_frames, _pipeline_config(backend, config.seed))
-            results.consistency += [dict(backend=backend, start=config.starts[0], **asdict(r)) for r in rows]
+        for start in config.starts[:config.geometry_starts]:
+            snapshot = _snapshot(folder.read(start))
+            for backend in config.backends:
+                say(f"consistency ({backend}) from frame {start}")
+                rows = consistency_rows(snapshot, config.consistency_frames, _pipeline_config(backend, config.seed))
+                results.consistency += [dict(backend=backend, start=start, **asdict(r)) for r in rows]
     if "fidelity" in sections:
         say(f"view fidelity from frames {config.starts}")
         fidelity(folder, config.starts, config.offsets, config.backends, config.seed, results)
