@@ -10,8 +10,6 @@ import argparse
 import sys
 from typing import Callable
 
-DEFAULT_TRAJECTORIES = "orbit:30,up:10,left:0.5,right:0.5"
-
 
 def _smoke_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/smoke", help="folder for the synthetic frames and the received preview")
@@ -61,7 +59,8 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     paths = p.add_mutually_exclusive_group()
     paths.add_argument("--trajectories", default=None,
                        help=f"comma-separated name:amount list (orbit/up in degrees, left/right/forward in metres); "
-                            f"default {DEFAULT_TRAJECTORIES!r}")
+                            f"default: the demo's four, orbit, up, left and right "
+                            f"(worldstereo_ros.geometry.trajectories.DEFAULT_TRAJECTORIES)")
     paths.add_argument("--poses-file", default=None,
                        help="camera poses instead: a TUM text file (one trajectory) or a JSON poses file")
     p.add_argument("--frames", type=_positive_int, default=None,
@@ -100,7 +99,7 @@ def _trajectories(args: argparse.Namespace, pipeline) -> list:
                 T = T.numpy() if hasattr(T, "numpy") else T
             out.append(Trajectory(track.id, T, track.K if args.frames is None else None))
         return out
-    from worldstereo_ros.geometry.trajectories import build_trajectory, parse_trajectory_spec
+    from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
 
     frames = args.frames or 25
     specs = parse_trajectory_spec(args.trajectories or DEFAULT_TRAJECTORIES)
@@ -217,7 +216,7 @@ def _imagine_args(p: argparse.ArgumentParser) -> None:
 
 def _imagine(args: argparse.Namespace) -> int:
     from worldstereo_ros.errors import WorldStereoError
-    from worldstereo_ros.io.snapshot_files import load_snapshot
+    from worldstereo_ros.datasets.snapshot_files import load_snapshot
 
     try:
         snapshot = load_snapshot(args.rgb, args.depth, args.intrinsics, args.pose, args.depth_scale)
@@ -240,14 +239,14 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         if args.rgbd_folder:
-            from worldstereo_ros.io.tum_rgbd import open_rgbd_sequence
+            from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
             from worldstereo_ros.snapshot import Snapshot
 
             frame = open_rgbd_sequence(args.rgbd_folder).read(args.frame)
             snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
             source = f"{args.rgbd_folder} frame {args.frame}"
         else:
-            from worldstereo_ros.io.procedural_scene import procedural_snapshot
+            from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
             width, height = args.size if args.size else (640, 480)
             snapshot = procedural_snapshot(width, height)

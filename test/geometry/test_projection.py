@@ -10,7 +10,7 @@ from worldstereo_ros.geometry.poses import invert, look_at
 from worldstereo_ros.geometry.projection import (backproject_depth, compress_far_depth, depth_edge_mask,
                                                  depth_to_points, equirect_depth_to_points, project_points)
 from worldstereo_ros.geometry.render import render_points
-from worldstereo_ros.io.rgbd_folder import RgbdFolder
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
 K = PinholeCamera(50.0, 50.0, 31.5, 23.5, 64, 48).K
 

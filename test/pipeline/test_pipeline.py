@@ -10,7 +10,7 @@ import torch
 
 from worldstereo_ros.errors import ConfigError, InputError
 from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator
-from worldstereo_ros.io.procedural_scene import procedural_snapshot
+from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 from worldstereo_ros.pipeline import STAGES, Cancelled, ImaginationPipeline, PipelineConfig, Progress, Trajectory
 
 W, H = 64, 48
@@ -230,7 +230,7 @@ def test_merge_drops_seen_through_fills_and_leaves_observations_alone(snapshot, 
 
 
 def test_fills_far_from_any_observation_stay_out_of_the_cache(snapshot):
-    from worldstereo_ros.pipeline import reconstruct_points
+    from worldstereo_ros.geometry.reconstruct import reconstruct_points
 
     depth = np.full((1, 10, 40), 2.0, np.float32)
     imagined = np.zeros((1, 10, 40), bool)

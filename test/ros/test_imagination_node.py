@@ -120,7 +120,7 @@ def _angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
 
 
 def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
-    from worldstereo_ros.io.rgbd_folder import RgbdFolder
+    from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
     replay = _start(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
                      "-p", "rate_hz:=5.0", "-p", "max_frames:=5", "-p", "loop:=true", "-p", "base_frame:=base_link",
@@ -179,7 +179,7 @@ class Camera:
     """Publishes a small RGB-D camera from the test process (so it can also publish broken frames)."""
 
     def __init__(self, peer: Peer) -> None:
-        from worldstereo_ros.io.procedural_scene import procedural_snapshot
+        from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
         self.snap = procedural_snapshot(64, 48)
         n = peer.node

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.errors import ConfigError
-from worldstereo_ros.io.rgbd_folder import write_rgbd_frame
+from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.ros.launch_subset import NodeSpec, find_launch_file, load_launch_file, run_nodes
 
 SUBSET_LAUNCH = '''

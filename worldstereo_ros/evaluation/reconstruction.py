@@ -25,7 +25,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.io.rgbd_folder import RgbdFrame
+from worldstereo_ros.datasets.rgbd_folder import RgbdFrame
 
 
 @dataclass(frozen=True)

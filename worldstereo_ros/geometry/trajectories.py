@@ -36,6 +36,10 @@ DEFAULT_AMOUNTS: dict[str, tuple[float, str]] = {
     "forward": (0.3, "depth"),
 }
 
+#: The trajectories the demo, ``worldstereo-ros run``/``imagine`` and the bench's speed run imagine when none
+#: are given (the paper's four, with the demo's amounts).
+DEFAULT_TRAJECTORIES = "orbit:30,up:10,left:0.5,right:0.5"
+
 
 @dataclass(frozen=True)
 class TrajectorySpec:

@@ -15,7 +15,7 @@ Layout of ``out``::
     mesh.ply, mesh.obj                               TSDF mesh of the snapshot and every imagined frame
 
 Each ``frames/<trajectory>`` folder is a 7-Scenes-style sequence (readable by
-:class:`~worldstereo_ros.io.rgbd_folder.RgbdFolder` and the replay node).
+:class:`~worldstereo_ros.datasets.rgbd_folder.RgbdFolder` and the replay node).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.io.tum_rgbd import open_rgbd_sequence
+from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from worldstereo_ros.io.rgbd_folder import write_rgbd_frame
+from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 
 WIDTH, HEIGHT = 320, 240
 K = np.array([[280.0, 0.0, 159.5], [0.0, 280.0, 119.5], [0.0, 0.0, 1.0]])
