@@ -137,7 +137,8 @@ def bench_cache(points: int, runs: int) -> list[float]:
 
     from worldstereo_ros.ros.imagination_node import LATCHED_QOS
 
-    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(points), str(runs)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(points), str(runs)],
+                            stdout=subprocess.PIPE, text=True)
     rclpy.init()
     node = rclpy.create_node("bench_cache_receiver")
     latency, sizes = [], []

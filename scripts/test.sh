@@ -7,4 +7,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # DDS traffic of the tests stays on this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+# Lint first (settings in ruff.toml): a style error fails the run before any test starts.
+"$ROOT/.venv/bin/ruff" check "$ROOT"
 exec "$ROOT/.venv/bin/python" -m pytest "${@:-test}" -q -rs

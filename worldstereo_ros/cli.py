@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 
@@ -58,9 +59,9 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     """Options shared by ``imagine`` and ``demo``."""
     paths = p.add_mutually_exclusive_group()
     paths.add_argument("--trajectories", default=None,
-                       help=f"comma-separated name:amount list (orbit/up in degrees, left/right/forward in metres); "
-                            f"default: the demo's four, orbit, up, left and right "
-                            f"(worldstereo_ros.geometry.trajectories.DEFAULT_TRAJECTORIES)")
+                       help="comma-separated name:amount list (orbit/up in degrees, left/right/forward in metres); "
+                            "default: the demo's four, orbit, up, left and right "
+                            "(worldstereo_ros.geometry.trajectories.DEFAULT_TRAJECTORIES)")
     paths.add_argument("--poses-file", default=None,
                        help="camera poses instead: a TUM text file (one trajectory) or a JSON poses file")
     p.add_argument("--frames", type=_positive_int, default=None,
@@ -118,12 +119,11 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
     """Run the pipeline on ``snapshot`` with the options in ``args``, write the outputs, print where they are."""
     import json
     import time
-    from pathlib import Path
 
     import numpy as np
 
     from worldstereo_ros.io.export import EXPORTS, export_run
-    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, STAGES
+    from worldstereo_ros.pipeline import STAGES, ImaginationPipeline, PipelineConfig
 
     skip = [s.strip() for s in args.skip.split(",") if s.strip()]
     bad = [s for s in skip if s not in EXPORTS]
@@ -215,8 +215,8 @@ def _imagine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _imagine(args: argparse.Namespace) -> int:
-    from worldstereo_ros.errors import WorldStereoError
     from worldstereo_ros.datasets.snapshot_files import load_snapshot
+    from worldstereo_ros.errors import WorldStereoError
 
     try:
         snapshot = load_snapshot(args.rgb, args.depth, args.intrinsics, args.pose, args.depth_scale)
@@ -260,7 +260,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _shared_data() -> "Path":
     """$WORLDSTEREO_DATA, else the ``shared/data`` folder next to this checkout."""
     import os
-    from pathlib import Path
 
     return Path(os.environ.get("WORLDSTEREO_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -285,11 +284,10 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from worldstereo_ros.errors import WorldStereoError
-    from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, run_benchmark
     from worldstereo_ros.evaluation.bench_report import markdown, write_report
+    from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, run_benchmark
 
     data = Path(args.data) if args.data else _shared_data() / "7scenes-redkitchen"
     if not ((data / "camera-intrinsics.txt").is_file() or (data / "rgb.txt").is_file()):

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from worldstereo_ros.errors import InputError
 from worldstereo_ros.datasets.middlebury import StereoPair, read_middlebury
+from worldstereo_ros.errors import InputError
 
 FILES = ("motorcycle_left.png", "motorcycle_right.png", "motorcycle_disp.npz")
 REPO = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from worldstereo_ros.errors import InputError
 from worldstereo_ros.datasets.snapshot_files import load_snapshot, parse_intrinsics, read_depth
+from worldstereo_ros.errors import InputError
 
 K = np.array([[585.0, 0, 320], [0, 586.0, 240], [0, 0, 1]])
 

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.io.images import contact_sheet, depth_to_mm, tint_imagined, to_uint8, write_depth_png, \
-    write_mask_png, write_rgb_png
+from worldstereo_ros.io.images import (
+    contact_sheet,
+    depth_to_mm,
+    tint_imagined,
+    to_uint8,
+    write_depth_png,
+    write_mask_png,
+    write_rgb_png,
+)
 from worldstereo_ros.io.video import write_video
 
 

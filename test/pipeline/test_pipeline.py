@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 from worldstereo_ros.errors import ConfigError, InputError
 from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator
-from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 from worldstereo_ros.pipeline import STAGES, Cancelled, ImaginationPipeline, PipelineConfig, Progress, Trajectory
 
 W, H = 64, 48

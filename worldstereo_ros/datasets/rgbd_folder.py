@@ -73,7 +73,8 @@ class RgbdFolder:
         """Frame ``index`` (the number in its file name)."""
         if index not in self.indices:
             raise InputError("index", f"frame {index} not in {self.path} ({self.indices[0]}..{self.indices[-1]})")
-        colour = next((p for p in (self._file(index, "color.jpg"), self._file(index, "color.png")) if p.is_file()), None)
+        candidates = (self._file(index, "color.jpg"), self._file(index, "color.png"))
+        colour = next((p for p in candidates if p.is_file()), None)
         if colour is None:
             raise InputError("path", f"no colour image for frame {index}")
         bgr = cv2.imread(str(colour), cv2.IMREAD_COLOR)

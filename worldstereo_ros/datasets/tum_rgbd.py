@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import torch
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame, nearest_rigid
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.poses import interpolate_poses, quat_xyzw_to_matrix
-from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame, nearest_rigid
 
 #: fx, fy, cx, cy of the Kinects of the TUM RGB-D benchmark (its "intrinsic camera parameters" page)
 FREIBURG_INTRINSICS = {

@@ -33,14 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
+from worldstereo_ros.datasets.tum_rgbd import TumSequence, open_rgbd_sequence
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.camera_accuracy import estimate_path, path_errors
 from worldstereo_ros.evaluation.consistency import consistency_rows
 from worldstereo_ros.evaluation.reconstruction import fuse_reference, reconstruction_score
 from worldstereo_ros.evaluation.resources import PeakRss
 from worldstereo_ros.evaluation.view_fidelity import baseline_view, evaluate_start, score_view
-from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
-from worldstereo_ros.datasets.tum_rgbd import TumSequence, open_rgbd_sequence
 from worldstereo_ros.snapshot import Snapshot
 
 THRESHOLDS_M = (0.02, 0.05, 0.10)
@@ -213,8 +213,8 @@ def stereo(middlebury: Path, backends: list[str], seed: int, results: BenchResul
 
 def speed(backends: list[str], frames: int, size: tuple[int, int], seed: int, results: BenchResults) -> None:
     """A demo-sized run per backend: per-stage seconds, frames per second, peak RSS."""
-    from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
     from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
+    from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
     from worldstereo_ros.pipeline import STAGES, ImaginationPipeline, Trajectory
 
     w, h = size

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from worldstereo_ros.errors import InputError
 from worldstereo_ros.datasets.rgbd_folder import RgbdFrame
+from worldstereo_ros.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,19 @@ from typing import Sequence
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.io.cache_files import save_cache_ply
+from worldstereo_ros.io.colmap import ColmapView, write_colmap_text
+from worldstereo_ros.io.images import (
+    contact_sheet,
+    depth_preview,
+    tint_imagined,
+    write_depth_png,
+    write_mask_png,
+    write_rgb_png,
+)
+from worldstereo_ros.io.mesh import tsdf_mesh, write_mesh
+from worldstereo_ros.io.poses import PoseTrack, write_poses_json, write_tum
+from worldstereo_ros.io.video import write_video
 
 #: Writers :func:`export_run` knows, in the order it runs them.
 EXPORTS = ("frames", "videos", "contact_sheet", "cache_ply", "poses", "colmap", "mesh")
@@ -44,8 +57,6 @@ def write_trajectory_frames(folder: str | Path, rgb: np.ndarray, depth: np.ndarr
     Returns:
         the paths written.
     """
-    from worldstereo_ros.io.images import write_depth_png, write_mask_png, write_rgb_png
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n = np.shape(depth)[0]
@@ -94,12 +105,6 @@ def export_run(out: str | Path, snapshot, cache, results: Sequence, exports: Seq
     Returns:
         (paths per export name, seconds per export name).
     """
-    from worldstereo_ros.io.colmap import ColmapView, write_colmap_text
-    from worldstereo_ros.io.images import contact_sheet, depth_preview, tint_imagined, write_rgb_png
-    from worldstereo_ros.io.mesh import tsdf_mesh, write_mesh
-    from worldstereo_ros.io.poses import PoseTrack, write_poses_json, write_tum
-    from worldstereo_ros.io.video import write_video
-
     unknown = [e for e in exports if e not in EXPORTS]
     if unknown:
         raise InputError("exports", f"unknown {unknown}; valid: {', '.join(EXPORTS)}")
@@ -135,7 +140,7 @@ def export_run(out: str | Path, snapshot, cache, results: Sequence, exports: Seq
         yield write_rgb_png(out / "contact_sheet.png", contact_sheet(rows))
 
     def cache_ply():
-        cache.save_ply(out / "cache.ply")
+        save_cache_ply(cache, out / "cache.ply")
         yield out / "cache.ply"
 
     def poses():

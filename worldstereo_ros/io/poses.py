@@ -82,7 +82,8 @@ def _matrices(t: np.ndarray, q: np.ndarray) -> np.ndarray:
 
     norm = np.linalg.norm(q, axis=1)
     if not np.all(np.abs(norm - 1.0) < 1e-3):
-        raise InputError("q_xyzw", f"quaternions must have unit norm, got norms in [{norm.min():.4f}, {norm.max():.4f}]")
+        raise InputError("q_xyzw", f"quaternions must have unit norm, got norms in "
+                                   f"[{norm.min():.4f}, {norm.max():.4f}]")
     T = np.tile(np.eye(4), (t.shape[0], 1, 1))
     T[:, :3, :3] = quat_xyzw_to_matrix(torch.from_numpy(q / norm[:, None])).numpy()
     T[:, :3, 3] = t
@@ -158,7 +159,8 @@ def read_poses_json(path: str | Path) -> list[PoseTrack]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError("path", f"{path} is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != JSON_FORMAT or not isinstance(data.get("trajectories"), list):
+    if not isinstance(data, dict) or data.get("format") != JSON_FORMAT \
+            or not isinstance(data.get("trajectories"), list):
         raise InputError("path", f"{path} is not a {JSON_FORMAT} file")
     tracks = []
     for n, item in enumerate(data["trajectories"]):

@@ -22,7 +22,8 @@ MEMORY_MODES = ("none", "ggm", "ggm+ssm")
 
 @dataclass
 class PipelineConfig:
-    """Settings of one :class:`~worldstereo_ros.pipeline.loop.ImaginationPipeline` (the same names as the node's parameters where they exist).
+    """Settings of one :class:`~worldstereo_ros.pipeline.loop.ImaginationPipeline` (the same names as the node's
+    parameters where they exist).
 
     Attributes:
         backend: generator backend name (:func:`~worldstereo_ros.generation.base.available_backends`).

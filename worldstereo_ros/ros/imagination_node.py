@@ -26,23 +26,28 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from worldstereo_ros.action import Imagine
 from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.msg import CandidatePaths, ImaginedView
-from worldstereo_ros.action import Imagine
 from worldstereo_ros.ros import parameters
 from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
-from worldstereo_ros.ros.conversions.image import (compressed_to_numpy, depth_from_image, depth_to_image,
-                                                   numpy_to_image, rgb_from_image)
+from worldstereo_ros.ros.conversions.image import (
+    compressed_to_numpy,
+    depth_from_image,
+    depth_to_image,
+    numpy_to_image,
+    rgb_from_image,
+)
 from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
-from worldstereo_ros.ros.conversions.transforms import (matrices_to_pose_array, matrix_to_pose, path_to_matrices)
+from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array, matrix_to_pose, path_to_matrices
 from worldstereo_ros.ros.diagnostics import ProblemLog
-from worldstereo_ros.ros.node_main import run_node
 from worldstereo_ros.ros.frame_sync import FrameSynchronizer, SyncedFrame
+from worldstereo_ros.ros.node_main import run_node
 from worldstereo_ros.ros.tf import TfBroadcaster, TfLookup, stamp_to_ns
 from worldstereo_ros.ros.transform_tree import TransformLookupError
 
@@ -296,7 +301,8 @@ class ImaginationNode(Node):
         from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig
 
         p = self.p
-        width, height = (p["image_width"], p["image_height"]) if p["image_width"] and p["image_height"] else (None, None)
+        sized = p["image_width"] and p["image_height"]
+        width, height = (p["image_width"], p["image_height"]) if sized else (None, None)
         config = PipelineConfig(backend=p["backend"], memory=p["memory"], voxel_size_m=p["voxel_size_m"],
                                 max_cache_points=p["max_cache_points"], bank_capacity=p["bank_capacity"],
                                 keyframe_stride=p["keyframe_stride"], width=width, height=height, seed=p["seed"],
@@ -433,7 +439,8 @@ class ImaginationNode(Node):
         elapsed = time.perf_counter() - t0
         self.last_timings = {k: sum(r.timings_s.get(k, 0.0) for r in results) for k in results[0].timings_s}
         self.last_timings["request_total"] = elapsed
-        request.result.update(success=True, message=f"imagined {len(results)} path(s)", path_ids=[r.id for r in results],
+        request.result.update(success=True, message=f"imagined {len(results)} path(s)",
+                              path_ids=[r.id for r in results],
                               views_published=published, cache_points=len(self._pipeline.cache), elapsed_s=elapsed)
         self.stats["requests_done"] += 1
 
@@ -508,7 +515,8 @@ class ImaginationNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ImaginationNode, "imagination_node", args, make_executor=lambda: MultiThreadedExecutor(num_threads=4))
+    return run_node(ImaginationNode, "imagination_node", args,
+                    make_executor=lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ default is a camera at the base origin with REP 103 optical axes) on /tf_static.
 
 from __future__ import annotations
 
-
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion
 from rclpy.node import Node
@@ -18,8 +17,8 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
+from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix

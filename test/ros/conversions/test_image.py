@@ -11,8 +11,15 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from worldstereo_ros.errors import ConversionError
 from worldstereo_ros.ros.conversions.image import (
-    ENCODINGS, compressed_to_numpy, depth_from_image, depth_to_image, image_to_numpy, numpy_to_image,
-    rgb_from_image, rgb_to_image)
+    ENCODINGS,
+    compressed_to_numpy,
+    depth_from_image,
+    depth_to_image,
+    image_to_numpy,
+    numpy_to_image,
+    rgb_from_image,
+    rgb_to_image,
+)
 
 
 def test_colour_orders_and_alpha():
