@@ -15,6 +15,10 @@ import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.rotations import nearest_rotation
+
+#: Largest |R R^T - I| entry of a pose file's rotation block that is still taken as a (rounded) rotation.
+ROTATION_TOLERANCE = 2e-2
 
 _FRAME = re.compile(r"frame-(\d+)\.depth\.png$")
 
@@ -31,19 +35,17 @@ class RgbdFrame:
 
 
 def nearest_rigid(T: np.ndarray, field: str = "T_world_cam") -> np.ndarray:
-    """``T`` with its rotation block replaced by the nearest rotation (SVD), bottom row [0, 0, 0, 1].
+    """``T`` with its rotation block replaced by the nearest rotation, bottom row [0, 0, 0, 1].
 
     Ground-truth files store rounded or drift-accumulated matrices (7-Scenes rotations are off
-    orthonormal by up to 2e-4), which strict consumers such as the TF conversions reject.
+    orthonormal by up to 2e-4), which strict consumers such as the TF conversions reject. Blocks farther
+    than :data:`ROTATION_TOLERANCE` from orthonormal are refused.
     """
+    T = np.asarray(T, dtype=np.float64)
     if T.shape != (4, 4) or not np.isfinite(T).all():
         raise InputError(field, f"expected a finite 4x4 matrix, got shape {T.shape}")
-    U, _, Vt = np.linalg.svd(T[:3, :3])
-    R = U @ Vt
-    if np.linalg.det(R) < 0 or np.abs(R - T[:3, :3]).max() > 1e-2:
-        raise InputError(field, "rotation block is not close to a rotation matrix")
     out = np.eye(4)
-    out[:3, :3], out[:3, 3] = R, T[:3, 3]
+    out[:3, :3], out[:3, 3] = nearest_rotation(T[:3, :3], ROTATION_TOLERANCE, field), T[:3, 3]
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from worldstereo_ros.datasets.rgbd_folder import nearest_rigid
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.snapshot import Snapshot
 
@@ -81,7 +82,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_pose(path: str | Path) -> np.ndarray:
-    """(4, 4) float64 camera-to-world matrix from a text file of 16 numbers."""
+    """(4, 4) float64 camera-to-world matrix from a text file of 16 numbers, its rotation block taken to the
+    nearest rotation as the dataset readers do (:func:`~worldstereo_ros.datasets.rgbd_folder.nearest_rigid`:
+    7-Scenes pose files are off orthonormal by ~2e-4)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("pose", f"no such file: {path}")
@@ -91,7 +94,7 @@ def read_pose(path: str | Path) -> np.ndarray:
         raise InputError("pose", f"{path} does not hold numbers") from exc
     if values.size != 16:
         raise InputError("pose", f"{path}: expected 16 numbers (4x4), got {values.size}")
-    return values.reshape(4, 4)
+    return nearest_rigid(values.reshape(4, 4), f"pose ({path.name})")
 
 
 def load_snapshot(rgb_path: str | Path, depth_path: str | Path, intrinsics: str | Path,
