@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.depth_units import depth_m_to_units, depth_units_to_m
 from worldstereo_ros.geometry.rotations import nearest_rotation
 
 #: Largest |R R^T - I| entry of a pose file's rotation block that is still taken as a (rounded) rotation.
@@ -83,8 +84,7 @@ class RgbdFolder:
         depth_raw = cv2.imread(str(self._file(index, "depth.png")), cv2.IMREAD_UNCHANGED)
         if bgr is None or depth_raw is None or depth_raw.dtype != np.uint16:
             raise InputError("path", f"frame {index}: unreadable colour or non-uint16 depth")
-        # 7-Scenes marks invalid depth as 0 or 65535.
-        depth = np.where((depth_raw > 0) & (depth_raw < 65535), depth_raw * np.float32(self.depth_scale_m), 0)
+        depth = depth_units_to_m(depth_raw, self.depth_scale_m)  # 7-Scenes marks invalid depth as 0 or 65535
         pose_file = self._file(index, "pose.txt")
         T = np.loadtxt(pose_file, dtype=np.float64).reshape(4, 4) if pose_file.is_file() else np.eye(4)
         T = nearest_rigid(T, f"frame-{index:06d}.pose.txt")
@@ -97,8 +97,7 @@ def write_rgbd_frame(folder: str | Path, index: int, rgb: np.ndarray, depth_m: n
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(folder / f"frame-{index:06d}.color.png"), cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
-    mm = np.clip(np.nan_to_num(depth_m) * 1000.0 + 0.5, 0, 65534).astype(np.uint16)
-    cv2.imwrite(str(folder / f"frame-{index:06d}.depth.png"), mm)
+    cv2.imwrite(str(folder / f"frame-{index:06d}.depth.png"), depth_m_to_units(depth_m))
     np.savetxt(folder / f"frame-{index:06d}.pose.txt", np.asarray(T_world_cam, dtype=np.float64))
     if K is not None:
         np.savetxt(folder / "camera-intrinsics.txt", np.asarray(K, dtype=np.float64))

@@ -16,6 +16,7 @@ import numpy as np
 
 from worldstereo_ros.datasets.rgbd_folder import nearest_rigid
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.depth_units import MM_IN_M, depth_units_to_m
 from worldstereo_ros.snapshot import Snapshot
 
 
@@ -68,8 +69,7 @@ def read_depth(path: str | Path, depth_scale_m: float | None = None) -> np.ndarr
         raise InputError("depth", f"{path}: not a readable image")
     if raw.ndim != 2 or raw.dtype != np.uint16:
         raise InputError("depth", f"{path}: expected a single-channel uint16 image, got {raw.shape} {raw.dtype}")
-    scale = 0.001 if depth_scale_m is None else depth_scale_m
-    return np.where((raw > 0) & (raw < 65535), raw * np.float32(scale), 0).astype(np.float32)
+    return depth_units_to_m(raw, MM_IN_M if depth_scale_m is None else depth_scale_m)
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.rotations import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 
 JSON_FORMAT = "worldstereo_ros.poses/1"
 _CONVENTION = ("T_world_cam maps points from the camera's OpenCV optical frame (x right, y down, z forward) to "
@@ -71,21 +71,16 @@ class PoseTrack:
 
 
 def _quats(T: np.ndarray) -> np.ndarray:
-    from worldstereo_ros.geometry.poses import matrix_to_quat_xyzw
-
-    q = matrix_to_quat_xyzw(torch.from_numpy(np.ascontiguousarray(T[:, :3, :3]))).numpy()
-    return np.where(q[:, 3:4] < 0, -q, q)  # q and -q are one rotation: write qw >= 0
+    return matrix_to_quat_xyzw(T[:, :3, :3])  # unit, qw >= 0 (q and -q are one rotation)
 
 
 def _matrices(t: np.ndarray, q: np.ndarray) -> np.ndarray:
-    from worldstereo_ros.geometry.poses import quat_xyzw_to_matrix
-
     norm = np.linalg.norm(q, axis=1)
     if not np.all(np.abs(norm - 1.0) < 1e-3):
         raise InputError("q_xyzw", f"quaternions must have unit norm, got norms in "
                                    f"[{norm.min():.4f}, {norm.max():.4f}]")
     T = np.tile(np.eye(4), (t.shape[0], 1, 1))
-    T[:, :3, :3] = quat_xyzw_to_matrix(torch.from_numpy(q / norm[:, None])).numpy()
+    T[:, :3, :3] = quat_xyzw_to_matrix(q, "q_xyzw")
     T[:, :3, 3] = t
     return T
 
