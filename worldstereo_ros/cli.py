@@ -7,9 +7,14 @@ so ``worldstereo-ros --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable
+
+from worldstereo_ros.errors import WorldStereoError
 
 
 def _smoke_args(p: argparse.ArgumentParser) -> None:
@@ -19,6 +24,7 @@ def _smoke_args(p: argparse.ArgumentParser) -> None:
 
 
 def _smoke(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.smoke import run_smoke
 
     return run_smoke(args.out, args.frames, args.timeout_s)
@@ -29,6 +35,7 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.replay_node import main
 
     return main(["replay_node", *args.ros_args])
@@ -86,9 +93,11 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
 
 def _trajectories(args: argparse.Namespace, pipeline) -> list:
     """Trajectory objects from ``--trajectories`` or ``--poses-file``."""
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.pipeline import Trajectory
 
     if args.poses_file:
+        # lazy: keeps --help and the other commands fast (module doc)
         from worldstereo_ros.geometry.trajectories import resample_path
         from worldstereo_ros.io.poses import read_poses_file
 
@@ -100,6 +109,7 @@ def _trajectories(args: argparse.Namespace, pipeline) -> list:
                 T = T.numpy() if hasattr(T, "numpy") else T
             out.append(Trajectory(track.id, T, track.K if args.frames is None else None))
         return out
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
 
     frames = args.frames or 25
@@ -117,9 +127,8 @@ def _trajectories(args: argparse.Namespace, pipeline) -> list:
 
 def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
     """Run the pipeline on ``snapshot`` with the options in ``args``, write the outputs, print where they are."""
-    import json
-    import time
 
+    # lazy: keeps --help and the other commands fast (module doc)
     import numpy as np
 
     from worldstereo_ros.io.export import EXPORTS, export_run
@@ -140,6 +149,7 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
     total = sum(len(t) for t in trajectories)
     bar = None
     if not args.no_progress:
+        # lazy: keeps --help and the other commands fast (module doc)
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="frame", desc="imagining", file=sys.stderr, dynamic_ncols=True)
@@ -215,8 +225,8 @@ def _imagine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _imagine(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.datasets.snapshot_files import load_snapshot
-    from worldstereo_ros.errors import WorldStereoError
 
     try:
         snapshot = load_snapshot(args.rgb, args.depth, args.intrinsics, args.pose, args.depth_scale)
@@ -235,10 +245,10 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from worldstereo_ros.errors import WorldStereoError
 
     try:
         if args.rgbd_folder:
+            # lazy: keeps --help and the other commands fast (module doc)
             from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
             from worldstereo_ros.snapshot import Snapshot
 
@@ -246,6 +256,7 @@ def _demo(args: argparse.Namespace) -> int:
             snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
             source = f"{args.rgbd_folder} frame {args.frame}"
         else:
+            # lazy: keeps --help and the other commands fast (module doc)
             from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
             width, height = args.size if args.size else (640, 480)
@@ -259,7 +270,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _shared_data() -> "Path":
     """$WORLDSTEREO_DATA, else the ``shared/data`` folder next to this checkout."""
-    import os
 
     return Path(os.environ.get("WORLDSTEREO_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -283,9 +293,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import time
-
-    from worldstereo_ros.errors import WorldStereoError
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.evaluation.bench_report import markdown, write_report
     from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, run_benchmark
 
@@ -324,6 +332,7 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _launch(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.launch_subset import main
 
     return main([args.launch_file, *args.launch_args])
@@ -337,6 +346,7 @@ def _record_args(p: argparse.ArgumentParser) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.mcap_recorder import main
 
     return main([args.output, *args.topics, *(["--duration", str(args.duration)] if args.duration else [])])

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import open3d as o3d
+import open3d.core as o3c
 
 from worldstereo_ros.errors import InputError
 
@@ -34,9 +36,6 @@ def tsdf_mesh(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     Returns:
         ``open3d.geometry.TriangleMesh`` (legacy) with vertex colours, world frame; empty if nothing fused.
     """
-    import open3d as o3d
-    import open3d.core as o3c
-
     if not (isinstance(voxel_size_m, (int, float)) and voxel_size_m > 0):
         raise InputError("voxel_size_m", f"expected a float > 0 metres, got {voxel_size_m!r}")
     device = o3c.Device("CPU:0")
@@ -71,8 +70,6 @@ def tsdf_mesh(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 def write_mesh(mesh, path_stem: str | Path) -> list[Path]:
     """Write a legacy Open3D triangle mesh as ``<stem>.ply`` (binary, vertex colours) and ``<stem>.obj``."""
-    import open3d as o3d
-
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".ply"), stem.with_suffix(".obj")]

@@ -127,6 +127,7 @@ def find_launch_file(name: str) -> Path:
         return path
     candidates = [REPO_LAUNCH / name]
     try:
+        # optional: a plain pip install has no ament index
         from ament_index_python.packages import get_package_share_directory
 
         candidates.append(Path(get_package_share_directory(PACKAGE)) / "launch" / name)

@@ -25,7 +25,10 @@ import threading
 import time
 from pathlib import Path
 
+import rclpy
 from mcap.writer import Writer
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from worldstereo_ros.errors import InputError
 
@@ -200,8 +203,6 @@ class McapRecorder:
                                            self._qos_for(topic), raw=True)
 
     def _qos_for(self, topic: str):
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
         infos = self._node.get_publishers_info_by_topic(topic)
         reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
         latched = bool(infos) and all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
@@ -232,9 +233,6 @@ class McapRecorder:
 def record(path: str, topics: list[str | tuple[str, str]] | None, duration_s: float | None) -> dict[str, int]:
     """Record ``topics`` (None: all, see :class:`McapRecorder`) to ``path`` until ``duration_s`` passes (None: until
     Ctrl-C or SIGTERM); returns message counts. The file is finished (readable) however recording ends."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-
     rclpy.init()
     node = rclpy.create_node("worldstereo_recorder")
     recorder = None

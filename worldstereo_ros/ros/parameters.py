@@ -113,6 +113,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
 
 def declare(node) -> dict[str, Any]:
     """Declare every parameter on ``node`` with a typed descriptor; return the current values."""
+    # here, not at the top: validate() and the specs serve rclpy-free callers (tests, docs) too
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
     for spec in IMAGINATION_NODE_PARAMS:
