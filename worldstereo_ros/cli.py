@@ -245,7 +245,6 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-
     try:
         if args.rgbd_folder:
             # lazy: keeps --help and the other commands fast (module doc)
