@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, help_text
 
 
 def _smoke_args(p: argparse.ArgumentParser) -> None:
@@ -32,13 +33,16 @@ def _smoke(args: argparse.Namespace) -> int:
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("ros_args", nargs=argparse.REMAINDER, help="passed to the node, e.g. --ros-args -p folder:=PATH")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "node parameters (--ros-args -p NAME:=VALUE):\n" + help_text(REPLAY_NODE_PARAMS)
 
 
 def _replay(args: argparse.Namespace) -> int:
     # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.replay_node import main
 
-    return main(["replay_node", *args.ros_args])
+    ros_args = args.ros_args[1:] if args.ros_args[:1] == ["--"] else args.ros_args
+    return main(["replay_node", *ros_args])
 
 
 # ---------------------------------------------------------------------------------------------- imagine / demo
@@ -351,6 +355,9 @@ def _record(args: argparse.Namespace) -> int:
     return main([args.output, *args.topics, *(["--duration", str(args.duration)] if args.duration else [])])
 
 
+#: Commands whose arguments all go to a node (``--ros-args ...``).
+PASS_THROUGH = ("replay",)
+
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "imagine": ("imagine views along trajectories from one RGB-D snapshot and write frames, videos, the fused "
@@ -371,8 +378,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="worldstereo-ros", description="Imagine views along robot paths (ROS 2).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    for name, (summary, add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=summary, description=summary))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in PASS_THROUGH and argv[1:2] not in (["-h"], ["--help"]):
+        # argparse takes "--ros-args" for an option of its own; after "--" everything is the node's
+        argv = [argv[0], "--", *argv[1:]]
     args = parser.parse_args(argv)
     return COMMANDS[args.command][2](args)
 
