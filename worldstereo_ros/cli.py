@@ -107,11 +107,11 @@ def _trajectories(args: argparse.Namespace, pipeline) -> list:
 
         out = []
         for track in read_poses_file(args.poses_file):
-            T = track.T_world_cam
+            T, stamps = track.T_world_cam, track.timestamps_s
             if args.frames is not None and args.frames != T.shape[0]:
-                T = resample_path(T, args.frames)
-                T = T.numpy() if hasattr(T, "numpy") else T
-            out.append(Trajectory(track.id, T, track.K if args.frames is None else None))
+                # resampled at constant arc length: the file's times no longer belong to the poses
+                T, stamps = resample_path(T, args.frames), None
+            out.append(Trajectory(track.id, T, track.K if args.frames is None else None, stamps))
         return out
     # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec

@@ -144,10 +144,10 @@ def export_run(out: str | Path, snapshot, cache, results: Sequence, exports: Seq
         yield out / "cache.ply"
 
     def poses():
-        tracks = [PoseTrack(r.id, r.T_world_cam, None, r.K, r.width, r.height) for r in results]
+        tracks = [PoseTrack(r.id, r.T_world_cam, r.timestamps_s, r.K, r.width, r.height) for r in results]
         yield write_poses_json(out / "poses.json", tracks)
         for r in results:
-            yield write_tum(out / "poses" / f"{r.id}.tum.txt", r.T_world_cam)
+            yield write_tum(out / "poses" / f"{r.id}.tum.txt", r.T_world_cam, r.timestamps_s)
 
     def colmap():
         views = [ColmapView(f"{r.id}/frame-{i:06d}.color.png", r.K, r.width, r.height, r.T_world_cam[i])

@@ -94,7 +94,8 @@ def write_tum(path: str | Path, T_world_cam: np.ndarray, timestamps_s: np.ndarra
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# timestamp tx ty tz qx qy qz qw (T_world_cam of the OpenCV optical frame; s, m)"]
     for ts, ti, qi in zip(track.timestamps_s, t, q):
-        lines.append(" ".join(f"{v:.9g}" for v in (ts, *ti, *qi)))
+        # microseconds, as TUM files carry them: 9 significant digits would cut a Unix time to whole seconds
+        lines.append(f"{ts:.6f} " + " ".join(f"{v:.9g}" for v in (*ti, *qi)))
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -305,7 +305,7 @@ class ImaginationPipeline:
         return TrajectoryResult(trajectory.id, np.asarray(frames.rgb, dtype=np.float32), depth,
                                 np.asarray(frames.imagined, dtype=bool), T_world_cam.copy(), np.array(K),
                                 timings, len(self.cache), [[r.keyframe_id for r in refs] for refs in references],
-                                T_fix)
+                                T_fix, trajectory.timestamps_s)
 
     @staticmethod
     def _check_frames(frames: GeneratedFrames, n: int, height: int, width: int) -> None:

@@ -29,11 +29,14 @@ class Trajectory:
         T_world_cam: (N, 4, 4) float64 target poses of the OpenCV optical frame in the snapshot's world frame.
         K: (3, 3) intrinsics of the targets at the run's image size, or None = the snapshot's K rescaled to
             that size (panoramas: a 90 degree horizontal field of view).
+        timestamps_s: (N,) float64 seconds of the poses (e.g. from a TUM file), carried to the result and the
+            pose exports; None = the frame index.
     """
 
     id: str
     T_world_cam: np.ndarray
     K: np.ndarray | None = None
+    timestamps_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id or any(c.isspace() or c in "/\\" for c in self.id):
@@ -54,6 +57,12 @@ class Trajectory:
                 raise InputError("K", f"trajectory {self.id!r}: expected a finite (3, 3) K with positive focal "
                                       f"lengths, got shape {K.shape}")
             self.K = K
+        if self.timestamps_s is not None:
+            ts = np.asarray(self.timestamps_s, dtype=np.float64)
+            if ts.shape != (T.shape[0],) or not np.isfinite(ts).all():
+                raise InputError("timestamps_s", f"trajectory {self.id!r}: expected {T.shape[0]} finite seconds, got "
+                                                 f"shape {ts.shape}")
+            self.timestamps_s = ts
 
     def __len__(self) -> int:
         return int(self.T_world_cam.shape[0])
@@ -95,6 +104,7 @@ class TrajectoryResult:
         cache_points_after: points in the cache after this trajectory.
         reference_ids: per frame, the ids of the keyframes given to the backend.
         T_cache_generated: (4, 4) Sim(3) applied to the generated geometry (identity for metric backends).
+        timestamps_s: (N,) float64 seconds of the poses, the trajectory's own; None = the frame index.
     """
 
     id: str
@@ -107,6 +117,7 @@ class TrajectoryResult:
     cache_points_after: int
     reference_ids: list[list[int]] = field(default_factory=list)
     T_cache_generated: np.ndarray = field(default_factory=lambda: np.eye(4))
+    timestamps_s: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
