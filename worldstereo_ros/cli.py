@@ -90,6 +90,8 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of the videos")
     p.add_argument("--mesh-voxel-m", type=float, default=None,
                    help="TSDF voxel size of the mesh, metres (default: 1/100 of the median depth)")
+    p.add_argument("--colmap-max-points", type=_positive_int, default=None,
+                   help="cap the COLMAP model's 3D points (thinned on a coarser grid, with a warning); default: all")
     p.add_argument("--skip", default="", help="comma-separated exports to skip: frames, videos, contact_sheet, "
                                               "cache_ply, poses, colmap, mesh")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -177,7 +179,7 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
     exports = [e for e in EXPORTS if e not in skip]
     t_write = time.perf_counter()
     paths, write_s = export_run(out, snapshot, pipeline.cache, results, exports, fps=args.fps,
-                                mesh_voxel_m=args.mesh_voxel_m)
+                                mesh_voxel_m=args.mesh_voxel_m, colmap_max_points=args.colmap_max_points)
     t_write = time.perf_counter() - t_write
     stages = {s: sum(r.timings_s.get(s, 0.0) for r in results) for s in STAGES[:-1]}
     summary = {
