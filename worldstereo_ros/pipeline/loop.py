@@ -22,13 +22,17 @@ handles each trajectory in numbered stages:
 5. align: for backends whose depth is not metric, one Sim(3) per trajectory from render-based
    correspondences (generated point at an observed pixel <-> the cache point drawn there), robust to
    outliers; skipped for metric backends such as ``render_fill``.
-6. merge: the points fused into the cache (not for ``memory="none"``). Two kinds of imagined points are
-   dropped first. Those that a later keyframe of the same trajectory saw through (they lie in front of what
-   that view showed, by more than ``free_space_tolerance``;
-   :func:`~worldstereo_ros.geometry.visibility.seen_through`): fills guessed from one viewpoint that the
-   trajectory itself contradicted later, which in the cache would float in front of what it showed. And
-   (``protect_observed``) those that fall into a voxel holding an observation (confidence >= 1), which
-   they could only blur.
+6. merge: the points fused into the cache (not for ``memory="none"``). Three kinds of imagined points are
+   dropped first. Those farther along their view's optical axis than the farthest cache point drawn into
+   that view (stage 1's render): the memories hold no geometry that deep in that direction, so such depth
+   is extrapolated from nothing, and in the cache it would reach far beyond what any camera saw (on the
+   7-Scenes demo, points 12.8 m from a camera whose depth reaches 3.5 m). The render is the bound because it
+   is exactly what the memories support in that view, whatever the scene's scale. Those that a later
+   keyframe of the same trajectory saw through (they lie in front of what that view showed, by more than
+   ``free_space_tolerance``; :func:`~worldstereo_ros.geometry.visibility.seen_through`): fills guessed from
+   one viewpoint that the trajectory itself contradicted later, which in the cache would float in front of
+   what it showed. And (``protect_observed``) those that fall into a voxel holding an observation
+   (confidence >= 1), which they could only blur.
 7. bank: every ``keyframe_stride``-th frame and the last become keyframes (``ggm+ssm`` only).
 
 Memory ablation (``memory``): ``"ggm+ssm"`` is the full method; ``"ggm"`` merges into the cache but retrieves
@@ -277,7 +281,7 @@ class ImaginationPipeline:
         report("merge", n)
         t0 = time.perf_counter()
         if cfg.memory != "none" and xyz.shape[0]:
-            drop = torch.zeros_like(is_imagined)
+            drop = is_imagined & self._beyond_rendered_depth(xyz, frame, T_cam_world, cond)
             if cfg.free_space_tolerance is not None:
                 views = self._keyframe_indices(n)
                 drop |= is_imagined & seen_through(
@@ -306,6 +310,17 @@ class ImaginationPipeline:
                                 np.asarray(frames.imagined, dtype=bool), T_world_cam.copy(), np.array(K),
                                 timings, len(self.cache), [[r.keyframe_id for r in refs] for refs in references],
                                 T_fix, trajectory.timestamps_s)
+
+    @staticmethod
+    def _beyond_rendered_depth(xyz: torch.Tensor, frame: torch.Tensor, T_cam_world: torch.Tensor,
+                               cond) -> torch.Tensor:
+        """(M,) bool: points deeper in their frame (``frame`` (M,) indexes ``T_cam_world`` (N, 4, 4)) than the
+        farthest cache point of that frame's render ``cond`` (module doc, stage 6). A frame the cache does not
+        reach at all supports no imagined depth."""
+        far = torch.where(cond.mask, cond.depth, torch.zeros_like(cond.depth)).flatten(1).amax(dim=1)
+        T = T_cam_world.to(xyz.device, torch.float64)[frame]
+        z = (T[:, 2, :3] * xyz.to(torch.float64)).sum(dim=1) + T[:, 2, 3]
+        return z > far.to(xyz.device, torch.float64)[frame]
 
     @staticmethod
     def _check_frames(frames: GeneratedFrames, n: int, height: int, width: int) -> None:
