@@ -19,12 +19,7 @@ import open3d as o3d
 import open3d.core as o3c
 
 from worldstereo_ros.errors import InputError
-
-
-def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < np.inf:
-        raise InputError(name, f"expected a finite number > 0, got {value!r}")
-    return float(value)
+from worldstereo_ros.validation import check_int, check_positive
 
 
 class TsdfFusion:
@@ -45,14 +40,13 @@ class TsdfFusion:
 
     def __init__(self, voxel_size_m: float, sdf_trunc_m: float, depth_max_m: float, block_resolution: int = 16,
                  block_count: int = 4000, device: str = "CPU:0") -> None:
-        self.voxel_size_m = _positive(voxel_size_m, "voxel_size_m")
-        self.sdf_trunc_m = _positive(sdf_trunc_m, "sdf_trunc_m")
+        self.voxel_size_m = check_positive("voxel_size_m", voxel_size_m)
+        self.sdf_trunc_m = check_positive("sdf_trunc_m", sdf_trunc_m)
         if self.sdf_trunc_m < self.voxel_size_m:
             raise InputError("sdf_trunc_m", f"expected >= voxel_size_m ({self.voxel_size_m}), got {sdf_trunc_m}")
-        self.depth_max_m = _positive(depth_max_m, "depth_max_m")
-        for name, value in (("block_resolution", block_resolution), ("block_count", block_count)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(name, f"expected a positive integer, got {value!r}")
+        self.depth_max_m = check_positive("depth_max_m", depth_max_m)
+        check_int("block_resolution", block_resolution, 1)
+        check_int("block_count", block_count, 1)
         try:
             self.device = o3c.Device(device)
         except (RuntimeError, ValueError, TypeError) as exc:

@@ -6,15 +6,14 @@ The same names are the imagination node's parameters and the YAML keys in ``conf
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from worldstereo_ros.errors import ConfigError
 from worldstereo_ros.generation.base import available_backends
+from worldstereo_ros.validation import check_float, check_int
 
 #: Memory ablation modes (:mod:`worldstereo_ros.pipeline.loop` module doc).
 MEMORY_MODES = ("none", "ggm", "ggm+ssm")
@@ -98,17 +97,10 @@ class PipelineConfig:
         ``check_backend=False`` skips the backend-name check (for a backend instance given directly).
         """
         def integer(name: str, lo: int, hi: int | None = None) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
-                bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-                raise ConfigError(name, f"expected an int {bound}, got {v!r}")
+            check_int(name, getattr(self, name), lo, hi, error=ConfigError)
 
         def real(name: str, lo: float, hi: float, lo_open: bool = True) -> None:
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = ok and (v > lo if lo_open else v >= lo) and v <= hi
-            if not ok:
-                raise ConfigError(name, f"expected a float in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
+            check_float(name, getattr(self, name), lo, hi, lo_open, error=ConfigError)
 
         if check_backend and (not isinstance(self.backend, str) or self.backend not in available_backends()):
             raise ConfigError("backend", f"unknown backend {self.backend!r}; valid: {', '.join(available_backends())}")
