@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+from worldstereo_ros.datasets.shared_data import shared_data_dir
 from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, help_text
 
@@ -273,12 +273,6 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
 
-def _shared_data() -> "Path":
-    """$WORLDSTEREO_DATA, else the ``shared/data`` folder next to this checkout."""
-
-    return Path(os.environ.get("WORLDSTEREO_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="a 7-Scenes-style folder (rgb, depth, pose per frame and "
                    "camera-intrinsics.txt) or a TUM RGB-D sequence (rgb.txt, depth.txt, groundtruth.txt) "
@@ -302,7 +296,7 @@ def _bench(args: argparse.Namespace) -> int:
     from worldstereo_ros.evaluation.bench_report import markdown, write_report
     from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, run_benchmark
 
-    data = Path(args.data) if args.data else _shared_data() / "7scenes-redkitchen"
+    data = Path(args.data) if args.data else shared_data_dir() / "7scenes-redkitchen"
     if not ((data / "camera-intrinsics.txt").is_file() or (data / "rgb.txt").is_file()):
         print(f"error: data: no RGB-D sequence at {data} (neither camera-intrinsics.txt nor rgb.txt); pass --data "
               "or set WORLDSTEREO_DATA", file=sys.stderr)
