@@ -17,7 +17,11 @@ from std_msgs.msg import Header
 
 from worldstereo_ros.ros.conversions.image import depth_from_image, depth_to_image, rgb_from_image, rgb_to_image
 from worldstereo_ros.ros.conversions.pointcloud2 import (
-    XYZRGB_FIELDS, pack_rgb, pointcloud2_to_xyzrgb, xyzrgb_to_pointcloud2)
+    XYZRGB_FIELDS,
+    pack_rgb,
+    pointcloud2_to_xyzrgb,
+    xyzrgb_to_pointcloud2,
+)
 
 
 def best_ms(fn, repeats: int) -> float:

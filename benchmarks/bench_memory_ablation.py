@@ -24,13 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=25)
     args = parser.parse_args(argv)
     if args.rgbd_folder:
-        from worldstereo_ros.io.rgbd_folder import RgbdFolder
+        from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
         f = RgbdFolder(args.rgbd_folder).read(args.frame)
         snapshot = Snapshot.create(f.rgb, f.depth, f.K, f.T_world_cam)
         source = f"{args.rgbd_folder} frame {args.frame}"
     else:
-        from worldstereo_ros.io.procedural_scene import procedural_snapshot
+        from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
         snapshot = procedural_snapshot(640, 480)
         source = "the procedural room"

@@ -62,7 +62,7 @@ def bench_rollout(runs: int, frames: int) -> tuple[list[float], list[float]]:
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
-    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
     from worldstereo_ros.msg import ImaginedView
     from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
     from worldstereo_ros.ros.conversions.image import depth_to_image, rgb_to_image
@@ -137,7 +137,8 @@ def bench_cache(points: int, runs: int) -> list[float]:
 
     from worldstereo_ros.ros.imagination_node import LATCHED_QOS
 
-    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(points), str(runs)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(points), str(runs)],
+                            stdout=subprocess.PIPE, text=True)
     rclpy.init()
     node = rclpy.create_node("bench_cache_receiver")
     latency, sizes = [], []

@@ -22,8 +22,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder  # noqa: E402
 from worldstereo_ros.evaluation.view_fidelity import evaluate_start  # noqa: E402
-from worldstereo_ros.io.rgbd_folder import RgbdFolder  # noqa: E402
 from worldstereo_ros.pipeline import PipelineConfig  # noqa: E402
 
 

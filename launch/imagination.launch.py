@@ -7,10 +7,11 @@ ros2 launch worldstereo_ros imagination.launch.py image:=/camera/color/image_raw
 
 import os
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 # installed: share/worldstereo_ros/{launch,config}; in the source tree: <repo>/{launch,config}
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "worldstereo.yaml")

@@ -3,10 +3,11 @@
 ros2 launch worldstereo_ros replay.launch.py folder:=/path/to/7scenes-redkitchen rate_hz:=10.0
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -68,7 +68,8 @@ else
     # at this interpreter's, or CMake stops with "Imported target ... includes non-existent path".
     py_inc="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
     np_inc="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
-    grep -rlZ "/opt/python/cp311-cp311" "$VENV/share" --include='*.cmake' | xargs -0 -r sed -i \
+    # (no match, as after an earlier run, is fine: grep's status 1 must not stop the script)
+    { grep -rlZ "/opt/python/cp311-cp311" "$VENV/share" --include='*.cmake' || true; } | xargs -0 -r sed -i \
       -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_inc#g" \
       -e "s#/opt/python/cp311-cp311/include/python3.11#$py_inc#g"
     stamp_set ros-wheels "$key"
@@ -117,4 +118,31 @@ rm -rf "$VENV"/lib/python3*/site-packages/worldstereo_ros-*.egg-info
 
 "$VPY" -c "import worldstereo_ros.msg, worldstereo_ros.action, tf2_msgs.msg" || {
   log "the generated interfaces do not import"; exit 1; }
+
+# 7. The layout a colcon install has, so ROS tools (ros2 run/launch, launch_ros' Node(package=...),
+#    $(find-pkg-share ...)) find the package in this environment: the ament index marker,
+#    lib/worldstereo_ros/<executable> and share/worldstereo_ros/{package.xml,launch,config}. Executables
+#    link to the console scripts; launch/ and config/ link to the repository, like the editable sources.
+install_ament_layout() {
+  local share="$VENV/share/worldstereo_ros" lib="$VENV/lib/worldstereo_ros" exe
+  mkdir -p "$VENV/share/ament_index/resource_index/packages" "$share" "$lib"
+  : > "$VENV/share/ament_index/resource_index/packages/worldstereo_ros"
+  cp "$ROOT/package.xml" "$share/package.xml"
+  for exe in replay_node imagination_node worldstereo-ros; do
+    ln -sfn "../../bin/$exe" "$lib/$exe"
+  done
+  ln -sfn "$ROOT/launch" "$share/launch"
+  ln -sfn "$ROOT/config" "$share/config"
+  # AMENT_PREFIX_PATH on activation (once; `deactivate` leaves it as set)
+  if ! grep -q "worldstereo_ros: ament index" "$VENV/bin/activate"; then
+    cat >> "$VENV/bin/activate" <<'ACTIVATE'
+# worldstereo_ros: ament index of this environment first, so ROS 2 tools find its packages
+case ":${AMENT_PREFIX_PATH:-}:" in
+  *":$VIRTUAL_ENV:"*) ;;
+  *) export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
+esac
+ACTIVATE
+  fi
+}
+install_ament_layout
 log "ready: $VENV"

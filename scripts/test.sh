@@ -5,6 +5,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+# ROS 2 tools and the launch runner find the package through the environment's ament index.
+export AMENT_PREFIX_PATH="$ROOT/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # DDS traffic of the tests stays on this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+# Lint first (settings in ruff.toml): a style error fails the run before any test starts.
+"$ROOT/.venv/bin/ruff" check "$ROOT"
 exec "$ROOT/.venv/bin/python" -m pytest "${@:-test}" -q -rs

@@ -8,17 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from worldstereo_ros.datasets.shared_data import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Each test session gets its own DDS domain so concurrent runs on one machine never see each
 # other's topics; subprocesses inherit it. Traffic stays on loopback.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-
-
-def shared_data_dir() -> Path:
-    """The real-data folder: $WORLDSTEREO_DATA, else ``<repo>/../shared/data``."""
-    return Path(os.environ.get("WORLDSTEREO_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
 
-from worldstereo_ros.io.rgbd_folder import RgbdFolder  # noqa: E402
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder  # noqa: E402
 from worldstereo_ros.ros.smoke import run_smoke, synthetic_frame  # noqa: E402
 
 

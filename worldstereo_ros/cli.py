@@ -7,10 +7,15 @@ so ``worldstereo-ros --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from pathlib import Path
 from typing import Callable
 
-DEFAULT_TRAJECTORIES = "orbit:30,up:10,left:0.5,right:0.5"
+from worldstereo_ros.datasets.shared_data import shared_data_dir
+from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, help_text
 
 
 def _smoke_args(p: argparse.ArgumentParser) -> None:
@@ -20,6 +25,7 @@ def _smoke_args(p: argparse.ArgumentParser) -> None:
 
 
 def _smoke(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.smoke import run_smoke
 
     return run_smoke(args.out, args.frames, args.timeout_s)
@@ -27,12 +33,16 @@ def _smoke(args: argparse.Namespace) -> int:
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("ros_args", nargs=argparse.REMAINDER, help="passed to the node, e.g. --ros-args -p folder:=PATH")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "node parameters (--ros-args -p NAME:=VALUE):\n" + help_text(REPLAY_NODE_PARAMS)
 
 
 def _replay(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.replay_node import main
 
-    return main(["replay_node", *args.ros_args])
+    ros_args = args.ros_args[1:] if args.ros_args[:1] == ["--"] else args.ros_args
+    return main(["replay_node", *ros_args])
 
 
 # ---------------------------------------------------------------------------------------------- imagine / demo
@@ -60,8 +70,9 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     """Options shared by ``imagine`` and ``demo``."""
     paths = p.add_mutually_exclusive_group()
     paths.add_argument("--trajectories", default=None,
-                       help=f"comma-separated name:amount list (orbit/up in degrees, left/right/forward in metres); "
-                            f"default {DEFAULT_TRAJECTORIES!r}")
+                       help="comma-separated name:amount list (orbit/up in degrees, left/right/forward in metres); "
+                            "default: the demo's four, orbit, up, left and right "
+                            "(worldstereo_ros.geometry.trajectories.DEFAULT_TRAJECTORIES)")
     paths.add_argument("--poses-file", default=None,
                        help="camera poses instead: a TUM text file (one trajectory) or a JSON poses file")
     p.add_argument("--frames", type=_positive_int, default=None,
@@ -79,6 +90,8 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of the videos")
     p.add_argument("--mesh-voxel-m", type=float, default=None,
                    help="TSDF voxel size of the mesh, metres (default: 1/100 of the median depth)")
+    p.add_argument("--colmap-max-points", type=_positive_int, default=None,
+                   help="cap the COLMAP model's 3D points (thinned on a coarser grid, with a warning); default: all")
     p.add_argument("--skip", default="", help="comma-separated exports to skip: frames, videos, contact_sheet, "
                                               "cache_ply, poses, colmap, mesh")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -86,21 +99,24 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
 
 def _trajectories(args: argparse.Namespace, pipeline) -> list:
     """Trajectory objects from ``--trajectories`` or ``--poses-file``."""
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.pipeline import Trajectory
 
     if args.poses_file:
+        # lazy: keeps --help and the other commands fast (module doc)
         from worldstereo_ros.geometry.trajectories import resample_path
         from worldstereo_ros.io.poses import read_poses_file
 
         out = []
         for track in read_poses_file(args.poses_file):
-            T = track.T_world_cam
+            T, stamps = track.T_world_cam, track.timestamps_s
             if args.frames is not None and args.frames != T.shape[0]:
-                T = resample_path(T, args.frames)
-                T = T.numpy() if hasattr(T, "numpy") else T
-            out.append(Trajectory(track.id, T, track.K if args.frames is None else None))
+                # resampled at constant arc length: the file's times no longer belong to the poses
+                T, stamps = resample_path(T, args.frames), None
+            out.append(Trajectory(track.id, T, track.K if args.frames is None else None, stamps))
         return out
-    from worldstereo_ros.geometry.trajectories import build_trajectory, parse_trajectory_spec
+    # lazy: keeps --help and the other commands fast (module doc)
+    from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
 
     frames = args.frames or 25
     specs = parse_trajectory_spec(args.trajectories or DEFAULT_TRAJECTORIES)
@@ -117,14 +133,12 @@ def _trajectories(args: argparse.Namespace, pipeline) -> list:
 
 def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
     """Run the pipeline on ``snapshot`` with the options in ``args``, write the outputs, print where they are."""
-    import json
-    import time
-    from pathlib import Path
 
+    # lazy: keeps --help and the other commands fast (module doc)
     import numpy as np
 
     from worldstereo_ros.io.export import EXPORTS, export_run
-    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, STAGES
+    from worldstereo_ros.pipeline import STAGES, ImaginationPipeline, PipelineConfig
 
     skip = [s.strip() for s in args.skip.split(",") if s.strip()]
     bad = [s for s in skip if s not in EXPORTS]
@@ -141,6 +155,7 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
     total = sum(len(t) for t in trajectories)
     bar = None
     if not args.no_progress:
+        # lazy: keeps --help and the other commands fast (module doc)
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="frame", desc="imagining", file=sys.stderr, dynamic_ncols=True)
@@ -164,7 +179,7 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
     exports = [e for e in EXPORTS if e not in skip]
     t_write = time.perf_counter()
     paths, write_s = export_run(out, snapshot, pipeline.cache, results, exports, fps=args.fps,
-                                mesh_voxel_m=args.mesh_voxel_m)
+                                mesh_voxel_m=args.mesh_voxel_m, colmap_max_points=args.colmap_max_points)
     t_write = time.perf_counter() - t_write
     stages = {s: sum(r.timings_s.get(s, 0.0) for r in results) for s in STAGES[:-1]}
     summary = {
@@ -216,8 +231,8 @@ def _imagine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _imagine(args: argparse.Namespace) -> int:
-    from worldstereo_ros.errors import WorldStereoError
-    from worldstereo_ros.io.snapshot_files import load_snapshot
+    # lazy: keeps --help and the other commands fast (module doc)
+    from worldstereo_ros.datasets.snapshot_files import load_snapshot
 
     try:
         snapshot = load_snapshot(args.rgb, args.depth, args.intrinsics, args.pose, args.depth_scale)
@@ -236,18 +251,18 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from worldstereo_ros.errors import WorldStereoError
-
     try:
         if args.rgbd_folder:
-            from worldstereo_ros.io.tum_rgbd import open_rgbd_sequence
+            # lazy: keeps --help and the other commands fast (module doc)
+            from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
             from worldstereo_ros.snapshot import Snapshot
 
             frame = open_rgbd_sequence(args.rgbd_folder).read(args.frame)
             snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
             source = f"{args.rgbd_folder} frame {args.frame}"
         else:
-            from worldstereo_ros.io.procedural_scene import procedural_snapshot
+            # lazy: keeps --help and the other commands fast (module doc)
+            from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
             width, height = args.size if args.size else (640, 480)
             snapshot = procedural_snapshot(width, height)
@@ -256,14 +271,6 @@ def _demo(args: argparse.Namespace) -> int:
     except WorldStereoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def _shared_data() -> "Path":
-    """$WORLDSTEREO_DATA, else the ``shared/data`` folder next to this checkout."""
-    import os
-    from pathlib import Path
-
-    return Path(os.environ.get("WORLDSTEREO_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
@@ -285,14 +292,11 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
-    from worldstereo_ros.errors import WorldStereoError
-    from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, run_benchmark
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.evaluation.bench_report import markdown, write_report
+    from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, run_benchmark
 
-    data = Path(args.data) if args.data else _shared_data() / "7scenes-redkitchen"
+    data = Path(args.data) if args.data else shared_data_dir() / "7scenes-redkitchen"
     if not ((data / "camera-intrinsics.txt").is_file() or (data / "rgb.txt").is_file()):
         print(f"error: data: no RGB-D sequence at {data} (neither camera-intrinsics.txt nor rgb.txt); pass --data "
               "or set WORLDSTEREO_DATA", file=sys.stderr)
@@ -327,6 +331,7 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _launch(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.launch_subset import main
 
     return main([args.launch_file, *args.launch_args])
@@ -340,10 +345,14 @@ def _record_args(p: argparse.ArgumentParser) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.ros.mcap_recorder import main
 
     return main([args.output, *args.topics, *(["--duration", str(args.duration)] if args.duration else [])])
 
+
+#: Commands whose arguments all go to a node (``--ros-args ...``).
+PASS_THROUGH = ("replay",)
 
 #: name -> (help, add_arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
@@ -365,8 +374,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="worldstereo-ros", description="Imagine views along robot paths (ROS 2).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    for name, (summary, add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=summary, description=summary))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in PASS_THROUGH and argv[1:2] not in (["-h"], ["--help"]):
+        # argparse takes "--ros-args" for an option of its own; after "--" everything is the node's
+        argv = [argv[0], "--", *argv[1:]]
     args = parser.parse_args(argv)
     return COMMANDS[args.command][2](args)
 

@@ -87,7 +87,8 @@ class Snapshot:
             if K[0, 0] <= 0 or K[1, 1] <= 0:
                 raise InputError("K", f"focal lengths must be positive, got fx={K[0, 0]}, fy={K[1, 1]}")
         elif rgb.shape[1] != 2 * rgb.shape[0]:
-            raise InputError("rgb", f"a panorama (K=None) must be equirectangular, width = 2 x height, got {rgb.shape[:2]}")
+            raise InputError("rgb", f"a panorama (K=None) must be equirectangular, width = 2 x height, "
+                                    f"got {rgb.shape[:2]}")
         T = np.eye(4) if T_world_cam is None else np.asarray(T_world_cam, dtype=np.float64)
         if T.shape != (4, 4) or not np.isfinite(T).all():
             raise InputError("T_world_cam", f"expected a finite (4, 4) matrix, got shape {T.shape}")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.cli import main as cli_main
-from worldstereo_ros.io.procedural_scene import procedural_snapshot
-from worldstereo_ros.io.rgbd_folder import RgbdFolder
+from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
 SIZE = (96, 72)
 FRAMES = 4

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.cli import main as cli_main
+from worldstereo_ros.datasets.procedural_scene import build_scene, default_camera
+from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.bench_report import markdown, write_report
 from worldstereo_ros.evaluation.benchmark import BenchConfig, run_benchmark, without_timings
 from worldstereo_ros.geometry.trajectories import lateral
-from worldstereo_ros.io.procedural_scene import build_scene, default_camera
-from worldstereo_ros.io.rgbd_folder import write_rgbd_frame
 
 W, H = 320, 240
 

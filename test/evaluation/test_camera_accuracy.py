@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from worldstereo_ros.datasets.procedural_scene import build_scene, default_camera
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.camera_accuracy import PathErrors, estimate_path, path_errors
 from worldstereo_ros.geometry.trajectories import dolly, lateral, orbit
-from worldstereo_ros.io.procedural_scene import build_scene, default_camera
-from worldstereo_ros.io.rgbd_folder import RgbdFolder
 
 W, H, N = 320, 240, 12
 

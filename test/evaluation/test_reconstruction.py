@@ -10,10 +10,10 @@ import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.reconstruction import fuse_reference, reconstruction_score, voxel_downsample
 from worldstereo_ros.geometry.poses import look_at
-from worldstereo_ros.io.rgbd_folder import RgbdFolder, RgbdFrame
 
 # A tilted plane, so voxel grids and the surface are not aligned (no lucky exact answers).
 PLANE_R = Rotation.from_euler("xyz", [20.0, 35.0, 10.0], degrees=True).as_matrix()

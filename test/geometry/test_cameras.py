@@ -8,8 +8,13 @@ import torch
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.cameras import EquirectCamera, PinholeCamera
-from worldstereo_ros.geometry.frames import (T_LINK_OPTICAL, link_to_optical, opencv_to_opengl, opengl_to_opencv,
-                                             optical_to_link)
+from worldstereo_ros.geometry.frames import (
+    T_LINK_OPTICAL,
+    link_to_optical,
+    opencv_to_opengl,
+    opengl_to_opencv,
+    optical_to_link,
+)
 
 
 def test_from_fov_and_back():

@@ -8,8 +8,15 @@ import torch
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.cameras import PinholeCamera
-from worldstereo_ros.geometry.frustum import (aabb_iou, frustum_corners, frustum_overlap, frustum_volume,
-                                              inside_frustum, sample_frustum, view_angle_penalty)
+from worldstereo_ros.geometry.frustum import (
+    aabb_iou,
+    frustum_corners,
+    frustum_overlap,
+    frustum_volume,
+    inside_frustum,
+    sample_frustum,
+    view_angle_penalty,
+)
 from worldstereo_ros.geometry.poses import make_pose, rotation_about_axis
 
 CAM = PinholeCamera.from_fov(64, 48, 90.0)
@@ -37,7 +44,7 @@ def test_samples_fill_the_frustum_uniformly_by_volume():
 
 
 def test_overlap_of_identical_and_disjoint_views():
-    I = torch.eye(4, dtype=torch.float64)
+    I = torch.eye(4, dtype=torch.float64)  # noqa: E741 (the identity's usual name)
     assert frustum_overlap(CAM, I, CAM, I, 0.1, 3.0) == pytest.approx(1.0, abs=1e-9)
     assert frustum_overlap(CAM, I, CAM, _yawed(180.0), 0.1, 3.0) == 0.0
 
@@ -57,7 +64,7 @@ def test_overlap_matches_the_analytic_volume_of_a_shifted_camera():
 
 
 def test_overlap_falls_with_rotation_and_beats_the_box_iou_at_ranking():
-    I = torch.eye(4, dtype=torch.float64)
+    I = torch.eye(4, dtype=torch.float64)  # noqa: E741 (the identity's usual name)
     scores = [frustum_overlap(CAM, I, CAM, _yawed(a), 0.1, 3.0) for a in (0, 20, 45, 80)]
     assert all(a > b for a, b in zip(scores, scores[1:]))
     # the box IoU cannot tell a camera turned by 90 degrees from one shifted sideways that sees the same
@@ -68,7 +75,7 @@ def test_overlap_falls_with_rotation_and_beats_the_box_iou_at_ranking():
 
 
 def test_view_angle_penalty_is_the_public_formula():
-    I = torch.eye(4, dtype=torch.float64)
+    I = torch.eye(4, dtype=torch.float64)  # noqa: E741 (the identity's usual name)
     assert view_angle_penalty(I, _yawed(30.0)) == 1.0
     assert view_angle_penalty(I, _yawed(180.0)) == pytest.approx(math.exp(-2.5))
     assert view_angle_penalty(I, _yawed(135.0)) == pytest.approx(math.exp(5 * (90 - 135) / 180))

@@ -6,12 +6,24 @@ import numpy as np
 import pytest
 import torch
 import transforms3d
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.geometry.poses import (compose, interpolate_poses, invert, look_at, make_pose,
-                                            matrix_to_quat_xyzw, quat_xyzw_to_matrix, rotation_angle_deg, sim3,
-                                            sim3_scale, slerp, transform_points)
+from worldstereo_ros.geometry.poses import (
+    compose,
+    interpolate_poses,
+    invert,
+    look_at,
+    make_pose,
+    matrix_to_quat_xyzw,
+    quat_xyzw_to_matrix,
+    rotation_angle_deg,
+    sim3,
+    sim3_scale,
+    slerp,
+    transform_points,
+)
 
 
 def _random_rotations(n: int, seed: int = 0) -> torch.Tensor:

@@ -4,19 +4,26 @@ import numpy as np
 import pytest
 import torch
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.cameras import EquirectCamera, PinholeCamera
 from worldstereo_ros.geometry.poses import invert, look_at
-from worldstereo_ros.geometry.projection import (backproject_depth, compress_far_depth, depth_edge_mask,
-                                                 depth_to_points, equirect_depth_to_points, project_points)
+from worldstereo_ros.geometry.projection import (
+    backproject_depth,
+    compress_far_depth,
+    depth_edge_mask,
+    depth_to_points,
+    equirect_depth_to_points,
+    project_points,
+)
 from worldstereo_ros.geometry.render import render_points
-from worldstereo_ros.io.rgbd_folder import RgbdFolder
 
 K = PinholeCamera(50.0, 50.0, 31.5, 23.5, 64, 48).K
 
 
 def _pose() -> torch.Tensor:
-    return look_at(torch.tensor([0.3, -0.2, -1.0], dtype=torch.float64), torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64),
+    return look_at(torch.tensor([0.3, -0.2, -1.0], dtype=torch.float64),
+                   torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64),
                    torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64))
 
 
@@ -25,7 +32,8 @@ def test_backproject_then_project_returns_the_pixels():
     T = _pose()
     pts = backproject_depth(depth, K, T)
     uv, z = project_points(pts.reshape(-1, 3), K, invert(T))
-    v, u = torch.meshgrid(torch.arange(48.0, dtype=torch.float64), torch.arange(64.0, dtype=torch.float64), indexing="ij")
+    v, u = torch.meshgrid(torch.arange(48.0, dtype=torch.float64), torch.arange(64.0, dtype=torch.float64),
+                          indexing="ij")
     np.testing.assert_allclose(uv.numpy(), torch.stack([u, v], -1).reshape(-1, 2).numpy(), atol=1e-9)
     np.testing.assert_allclose(z.numpy(), depth.reshape(-1).numpy(), atol=1e-12)
 

@@ -8,8 +8,16 @@ import torch
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.poses import look_at, matrix_to_quat_xyzw, rotation_angle_deg
-from worldstereo_ros.geometry.trajectories import (TrajectorySpec, build_trajectory, dolly, lateral, orbit,
-                                                   parse_trajectory_spec, resample_path, tilt_up)
+from worldstereo_ros.geometry.trajectories import (
+    TrajectorySpec,
+    build_trajectory,
+    dolly,
+    lateral,
+    orbit,
+    parse_trajectory_spec,
+    resample_path,
+    tilt_up,
+)
 
 T0 = look_at(torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64), torch.tensor([1.0, 5.0, 0.5], dtype=torch.float64),
              torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)).numpy()  # looking along world +y, z up
@@ -69,10 +77,12 @@ def test_resample_path_constant_arc_length_and_smooth_turns():
     # an L-shaped path with unevenly spaced poses: 2 m along x, then 1 m along y, turning 90 degrees at the corner
     poses = []
     for x in (0.0, 0.1, 0.3, 1.9, 2.0):
-        poses.append(look_at(torch.tensor([x, 0, 0.0], dtype=torch.float64), torch.tensor([x + 1, 0, 0.0], dtype=torch.float64),
+        poses.append(look_at(torch.tensor([x, 0, 0.0], dtype=torch.float64),
+                             torch.tensor([x + 1, 0, 0.0], dtype=torch.float64),
                              torch.tensor([0, 0, 1.0], dtype=torch.float64)).numpy())
     for y in (0.5, 1.0):
-        poses.append(look_at(torch.tensor([2.0, y, 0.0], dtype=torch.float64), torch.tensor([2.0, y + 1, 0.0], dtype=torch.float64),
+        poses.append(look_at(torch.tensor([2.0, y, 0.0], dtype=torch.float64),
+                             torch.tensor([2.0, y + 1, 0.0], dtype=torch.float64),
                              torch.tensor([0, 0, 1.0], dtype=torch.float64)).numpy())
     T = resample_path(np.stack(poses), 13, rotation_weight_m_per_rad=0.0)
     steps = np.linalg.norm(np.diff(T[:, :3, 3], axis=0), axis=1)
@@ -87,7 +97,8 @@ def test_resample_path_constant_arc_length_and_smooth_turns():
 
 
 def test_resample_turn_in_place_gets_views():
-    poses = [look_at(torch.zeros(3, dtype=torch.float64), torch.tensor([math.cos(a), math.sin(a), 0.0], dtype=torch.float64),
+    poses = [look_at(torch.zeros(3, dtype=torch.float64),
+                     torch.tensor([math.cos(a), math.sin(a), 0.0], dtype=torch.float64),
                      torch.tensor([0, 0, 1.0], dtype=torch.float64)).numpy() for a in (0.0, math.pi / 2)]
     T = resample_path(np.stack(poses), 5)
     turns = [_angle(T[i, :3, :3], T[i + 1, :3, :3]) for i in range(4)]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.io.colmap import ColmapView, read_colmap_text, write_colmap_text
+from worldstereo_ros.io.export import export_run
+from worldstereo_ros.memory.global_cache import GlobalCache
+from worldstereo_ros.pipeline import TrajectoryResult
+from worldstereo_ros.snapshot import Snapshot
 
 
 def _views(n: int) -> list[ColmapView]:
@@ -74,3 +80,19 @@ def test_bad_input(tmp_path):
         write_colmap_text(tmp_path, bad)
     with pytest.raises(InputError, match="rgb"):
         write_colmap_text(tmp_path, _views(1), np.zeros((3, 3)), np.zeros((2, 3)))
+
+
+def test_export_writes_every_cache_point_unless_capped(tmp_path, caplog):
+    # issue 15: the COLMAP export silently capped the model at 200k points
+    g = np.random.default_rng(0)
+    cache = GlobalCache.from_points(g.random((3000, 3)).astype(np.float32), voxel_size_m=0.001)
+    K = np.array([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]])
+    snap = Snapshot.create(np.zeros((12, 16, 3), np.float32), np.ones((12, 16), np.float32), K)
+    result = TrajectoryResult("a", np.zeros((2, 12, 16, 3), np.float32), np.ones((2, 12, 16), np.float32),
+                              np.zeros((2, 12, 16), bool), np.repeat(np.eye(4)[None], 2, 0), K, {}, len(cache))
+    export_run(tmp_path / "all", snap, cache, [result], ["colmap"])
+    assert len(read_colmap_text(tmp_path / "all" / "colmap").xyz) == len(cache)
+    with caplog.at_level(logging.WARNING, logger="worldstereo_ros.io.export"):
+        export_run(tmp_path / "capped", snap, cache, [result], ["colmap"], colmap_max_points=500)
+    assert len(read_colmap_text(tmp_path / "capped" / "colmap").xyz) <= 500
+    assert "thinned" in caplog.text and "colmap_max_points=500" in caplog.text

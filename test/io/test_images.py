@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.io.images import contact_sheet, depth_to_mm, tint_imagined, to_uint8, write_depth_png, \
-    write_mask_png, write_rgb_png
+from worldstereo_ros.io.images import (
+    contact_sheet,
+    tint_imagined,
+    to_uint8,
+    write_depth_png,
+    write_mask_png,
+    write_rgb_png,
+)
 from worldstereo_ros.io.video import write_video
 
 
@@ -31,7 +37,6 @@ def test_rgb_and_mask_pngs_read_back(tmp_path):
 
 def test_to_uint8_rounds_and_clips():
     assert to_uint8(np.array([[-0.1, 0.5, 1.2]])).tolist() == [[0, 128, 255]]
-    assert depth_to_mm(np.array([[0.0005]])).tolist() == [[0]]
 
 
 def test_tint_changes_only_imagined_pixels():

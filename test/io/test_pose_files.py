@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.io.poses import PoseTrack, read_poses_file, read_poses_json, read_tum, write_poses_json, \
-    write_tum
+from worldstereo_ros.io.poses import PoseTrack, read_poses_file, read_poses_json, read_tum, write_poses_json, write_tum
 
 
 def _poses(n: int, seed: int = 0) -> np.ndarray:

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.memory.global_cache import GlobalCache, MergeReport, pack_voxel_keys, unpack_voxel_keys
+from worldstereo_ros.memory.global_cache import GlobalCache, MergeReport
+from worldstereo_ros.memory.voxel_arrays import pack_voxel_keys, unpack_voxel_keys
 
 try:
     from worldstereo_ros.geometry.projection import PointSet as _Points
@@ -141,50 +142,6 @@ def test_crop_and_radius_query_match_brute_force():
     assert len(cache.radius_query([0.0, 0.0, 0.0], 0.4)) > 50  # about 84 expected
 
 
-def test_npz_round_trip_is_exact(tmp_path):
-    g = torch.Generator().manual_seed(2)
-    cache = GlobalCache(voxel_size_m=0.03, max_points=100_000, bounds_min=[-1, -1, -1], bounds_max=[1, 1, 1],
-                        max_confidence=7.0)
-    for view in range(3):
-        cache.merge(torch.rand((3000, 3), generator=g) * 2 - 1, torch.rand((3000, 3), generator=g),
-                    torch.rand(3000, generator=g) + 0.1, view_id=view, viewpoint=[0.0, 0.0, view])
-    cache.save(tmp_path / "cache.npz")
-    back = GlobalCache.load(tmp_path / "cache.npz")
-    for name in ("keys", "xyz", "rgb", "confidence", "count", "view_id", "bounds_min", "bounds_max",
-                 "reference_point"):
-        assert torch.equal(getattr(back, name), getattr(cache, name)), name
-    assert (back.voxel_size_m, back.max_points, back.max_confidence) == (0.03, 100_000, 7.0)
-    empty = GlobalCache()
-    empty.save(tmp_path / "empty.npz")
-    again = GlobalCache.load(tmp_path / "empty.npz")
-    assert len(again) == 0 and again.bounds_min is None and again.reference_point is None
-    np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(InputError, match="path: .* is not a GlobalCache file"):
-        GlobalCache.load(tmp_path / "other.npz")
-
-
-def test_ply_round_trip_through_open3d(tmp_path):
-    g = torch.Generator().manual_seed(3)
-    cache = GlobalCache(voxel_size_m=0.05)
-    cache.merge(scene_points(0.02), torch.rand((scene_points(0.02).shape[0], 3), generator=g), view_id=3)
-    cache.merge(scene_points(0.02) + 0.01, view_id=5)
-    cache.save_ply(tmp_path / "cache.ply")
-    back = GlobalCache.load_ply(tmp_path / "cache.ply", voxel_size_m=0.05)
-    assert torch.equal(back.keys, cache.keys)
-    assert torch.equal(back.xyz, cache.xyz)
-    assert (back.rgb - cache.rgb).abs().max() <= 0.5 / 255 + 1e-3
-    assert torch.equal(back.confidence, cache.confidence)
-    assert torch.equal(back.count, cache.count) and torch.equal(back.view_id, cache.view_id)
-    import open3d as o3d
-    legacy = o3d.io.read_point_cloud(str(tmp_path / "cache.ply"))  # any PLY reader sees xyz + colours
-    assert len(legacy.points) == len(cache) and legacy.has_colors()
-    with pytest.raises(InputError, match="path: no such file"):
-        GlobalCache.load_ply(tmp_path / "missing.ply")
-    GlobalCache().save_ply(tmp_path / "empty.ply")  # Open3D writes no empty clouds: a header-only PLY
-    assert len(GlobalCache.load_ply(tmp_path / "empty.ply")) == 0
-    assert len(o3d.io.read_point_cloud(str(tmp_path / "empty.ply")).points) == 0
-
-
 def test_voxel_downsampled_by_hand():
     cache = GlobalCache(voxel_size_m=0.01)
     cache.merge(torch.tensor([[0.005, 0.005, 0.005], [0.015, 0.005, 0.005], [0.105, 0.0, 0.0]]),
@@ -228,78 +185,6 @@ def test_render_shows_the_cache():
     assert torch.equal(out.rgb[0][out.mask[0]], cache.rgb[idx])
 
 
-def rotation_z(deg: float) -> torch.Tensor:
-    a = math.radians(deg)
-    return torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
-
-
-@pytest.mark.parametrize("align, scale", [("se3", 1.0), ("sim3", 1.03)])
-def test_merge_aligns_a_shifted_copy_back(align, scale):
-    cache = GlobalCache.from_points(scene_points(0.01), voxel_size_m=0.01)
-    own = cache.xyz.clone()
-    R = rotation_z(2.0)
-    moved = scale * own @ R.T + torch.tensor([0.04, -0.03, 0.02])
-    n = own.shape[0]
-    points = _Points(xyz=moved, rgb=cache.rgb, confidence=torch.ones(n), pixel=torch.full((n,), -1))
-    report = cache.merge(points, view_id=1, align=align)
-    assert report.T_cache_new is not None and report.n_inliers > 0.9 * min(n, 20_000)  # sampled
-    back = moved.double() @ report.T_cache_new[:3, :3].T + report.T_cache_new[:3, 3]
-    err = (back - own.double()).norm(dim=1)
-    assert float(err.max()) < 0.01 and float(err.mean()) < 0.003
-    assert report.alignment_rms_m < 0.01
-    # the aligned copy lands on the cache's own voxels
-    assert report.n_new_voxels < 0.05 * n and len(cache) < 1.05 * n
-    # without alignment the copy would have made new voxels
-    plain = GlobalCache.from_points(own, voxel_size_m=0.01)
-    assert plain.merge(moved).n_new_voxels > 0.5 * n
-
-
-def test_alignment_ignores_new_points_without_a_counterpart():
-    # 30 % of the new points are clutter the cache has never seen, scattered through the corner
-    cache = GlobalCache.from_points(scene_points(0.01), voxel_size_m=0.01)
-    own = cache.xyz.clone()
-    g = torch.Generator().manual_seed(4)
-    n_extra = int(0.3 * own.shape[0] / 0.7)
-    extra = torch.rand((n_extra, 3), generator=g)
-    offset = torch.tensor([0.03, 0.02, -0.01])
-    report = cache.merge(torch.cat([own + offset, extra + offset]), align="se3")
-    assert torch.allclose(report.T_cache_new[:3, 3], -offset.double(), atol=0.002)
-    assert torch.allclose(report.T_cache_new[:3, :3], torch.eye(3, dtype=torch.float64), atol=0.002)
-
-
-def test_render_based_alignment_fixes_a_wrong_depth_scale():
-    # a "generated" view of the cache whose depth is 25 % too large: the points sit 0.5 m behind their
-    # place, out of ICP's reach, but each still lies on its pixel's ray
-    H, W = 90, 120
-    K = torch.tensor([[100.0, 0, 59.5], [0, 100.0, 44.5], [0, 0, 1]])
-    T_world_cam = corner_camera()
-    cache = GlobalCache.from_points(scene_points(0.005), voxel_size_m=0.01)
-    drawn = cache.render(K, torch.linalg.inv(T_world_cam), H, W, splat_px="auto")
-    v, u = torch.nonzero(drawn.mask[0], as_tuple=True)
-    z = drawn.depth[0][v, u]
-    cam = torch.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], 1)
-    truth = cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
-    scaled = 1.25 * cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
-    n = truth.shape[0]
-    points = _Points(xyz=scaled, rgb=torch.full((n, 3), 0.5), confidence=torch.ones(n), pixel=v * W + u)
-    report = cache.copy().merge(points, align="sim3", align_view=(K, T_world_cam, H, W))
-    T = report.T_cache_new
-    assert float(torch.linalg.det(T[:3, :3])) ** (1 / 3) == pytest.approx(0.8, abs=0.002)
-    err = (scaled.double() @ T[:3, :3].T + T[:3, 3] - truth.double()).norm(dim=1)
-    assert float(err.max()) < 0.01
-    # ICP alone starts too far away
-    try:
-        T_icp = cache.copy().merge(points, align="sim3").T_cache_new
-        back = scaled.double() @ T_icp[:3, :3].T + T_icp[:3, 3]
-        assert float((back - truth.double()).norm(dim=1).max()) > 0.05
-    except InputError:
-        pass
-    with pytest.raises(InputError, match="align_view: needs align"):
-        cache.copy().merge(points, align_view=(K, T_world_cam, H, W))
-    with pytest.raises(InputError, match="align_view: needs align"):
-        cache.copy().merge(scaled, align="sim3", align_view=(K, T_world_cam, H, W))
-
-
 def test_init_from_panorama_puts_a_constant_depth_on_a_sphere():
     pytest.importorskip("worldstereo_ros.geometry.projection", reason="geometry.projection not there yet")
     rgb = np.full((32, 64, 3), 0.25, dtype=np.float32)
@@ -324,7 +209,7 @@ def test_merge_does_not_mutate_its_input():
     copies = [t.clone() for t in (xyz, rgb, conf)]
     cache = GlobalCache(voxel_size_m=0.05)
     cache.merge(xyz, rgb, conf)
-    cache.merge(_Points(xyz=xyz, rgb=rgb, confidence=conf, pixel=torch.arange(100)), align="se3")
+    cache.merge(_Points(xyz=xyz, rgb=rgb, confidence=conf, pixel=torch.arange(100)))
     for t, c in zip((xyz, rgb, conf), copies):
         assert torch.equal(t, c)
 
@@ -368,10 +253,8 @@ def test_bad_constructor_arguments(kwargs, match):
         ((torch.zeros((4, 2)),), {}, "xyz: expected float \\(N, 3\\)"),
         ((torch.zeros((4, 3)), torch.zeros((3, 3))), {}, "rgb: expected float \\(N, 3\\) = \\(4, 3\\)"),
         ((torch.zeros((4, 3)),), dict(confidence=torch.ones(5)), "confidence: expected shape \\(4,\\)"),
-        ((torch.zeros((4, 3)),), dict(align="icp"), "align: expected None, 'se3' or 'sim3'"),
         ((torch.zeros((4, 3)),), dict(view_id=1.5), "view_id"),
         ((torch.tensor([[1e5, 0.0, 0.0]]),), {}, "xyz: points must lie within"),
-        ((torch.zeros((4, 3)),), dict(align="se3"), "align: alignment needs 3 or more points"),
         ((torch.zeros((4, 3)),), dict(viewpoint=[0.0, 1.0]), "viewpoint"),
     ],
 )

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.memory.memory_bank import Keyframe, MemoryBank
+from worldstereo_ros.memory.memory_bank import MemoryBank
+from worldstereo_ros.memory.types import Keyframe
 
 W, H = 32, 24
 K = np.array([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 from worldstereo_ros.errors import ConfigError, InputError
 from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator
-from worldstereo_ros.io.procedural_scene import procedural_snapshot
 from worldstereo_ros.pipeline import STAGES, Cancelled, ImaginationPipeline, PipelineConfig, Progress, Trajectory
 
 W, H = 64, 48
@@ -230,7 +230,7 @@ def test_merge_drops_seen_through_fills_and_leaves_observations_alone(snapshot, 
 
 
 def test_fills_far_from_any_observation_stay_out_of_the_cache(snapshot):
-    from worldstereo_ros.pipeline import reconstruct_points
+    from worldstereo_ros.geometry.reconstruct import reconstruct_points
 
     depth = np.full((1, 10, 40), 2.0, np.float32)
     imagined = np.zeros((1, 10, 40), bool)
@@ -244,3 +244,39 @@ def test_fills_far_from_any_observation_stay_out_of_the_cache(snapshot):
     assert everything.shape[0] == 10 * 35
     with pytest.raises(ConfigError, match="max_imagined_distance_px"):
         PipelineConfig(max_imagined_distance_px=-1.0).validate()
+
+
+class _FarFillBackend(Generator):
+    """Observed pixels as rendered; imagined ones (the holes) at 50 m in the left half of the image and at the
+    frame's median rendered depth in the right half."""
+
+    name = "far_fill_test"
+    uses_references = False
+
+    def generate(self, request: GenerationRequest, generator=None, on_frame=None) -> GeneratedFrames:
+        request.check()
+        imagined = ~request.cond_mask
+        depth = np.array(request.cond_depth, dtype=np.float32)
+        for i in range(request.num_frames):
+            near = float(np.median(depth[i][request.cond_mask[i]]))
+            depth[i][imagined[i]] = near
+            depth[i][:, : request.width // 2][imagined[i][:, : request.width // 2]] = 50.0
+        return GeneratedFrames(np.array(request.cond_rgb, np.float32), depth, imagined, depth_is_metric=True)
+
+
+def test_imagined_points_never_go_deeper_than_the_cache_in_their_view(snapshot):
+    # issue 15: the real-frame demo cache held points 12.8 m from a camera whose depth reaches 3.5 m
+    cfg = _config(memory="ggm", free_space_tolerance=None, max_imagined_distance_px=None, protect_observed=False,
+                  drop_depth_edges=False, splat_px=0)
+    pipe = ImaginationPipeline(cfg, backend=_FarFillBackend()).initialize(snapshot)
+    before = len(pipe.cache)
+    [r] = pipe.run(_trajectories(snapshot)[:1])
+    imagined = pipe.cache.confidence < 1.0
+    assert int(imagined.sum()) > 0 and len(pipe.cache) > before  # the near fills were merged
+    T_cam_world = torch.linalg.inv(torch.as_tensor(r.T_world_cam))
+    deepest = []  # of the merged imagined points, in each view (the procedural room is a few metres deep)
+    for i in range(r.num_frames):
+        cam = pipe.cache.xyz[imagined].double() @ T_cam_world[i, :3, :3].T + T_cam_world[i, :3, 3]
+        deepest.append(float(cam[:, 2].max()))
+    assert max(deepest) < 10.0  # no 50 m fill anywhere
+    assert float(pipe.cache.xyz.double().norm(dim=1).max()) < 10.0

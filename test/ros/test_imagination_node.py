@@ -31,8 +31,7 @@ from worldstereo_ros.msg import CandidatePath, ImaginedView  # noqa: E402
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info  # noqa: E402
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image, rgb_to_image  # noqa: E402
 from worldstereo_ros.ros.conversions.pointcloud2 import pointcloud2_to_xyzrgb  # noqa: E402
-from worldstereo_ros.ros.conversions.transforms import (make_transform_stamped, matrix_to_pose,  # noqa: E402
-                                                        pose_to_matrix)
+from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, matrix_to_pose, pose_to_matrix  # noqa: E402
 from worldstereo_ros.ros.imagination_node import LATCHED_QOS, VIEWS_QOS  # noqa: E402
 from worldstereo_ros.ros.tf import TfBroadcaster  # noqa: E402
 
@@ -55,7 +54,8 @@ def _stop(proc: subprocess.Popen) -> str:
 
 
 def _node_args(frames: int, extra: list[str] = ()) -> list[str]:
-    return ["worldstereo_ros.ros.imagination_node", "--ros-args", "-p", "fixed_frame:=map", "-p", "base_frame:=base_link",
+    return ["worldstereo_ros.ros.imagination_node", "--ros-args", "-p", "fixed_frame:=map",
+            "-p", "base_frame:=base_link",
             "-p", f"frames_per_path:={frames}", "-p", "image_width:=320", "-p", "image_height:=240",
             "-p", "sync_tolerance_s:=0.01", "-p", "tf_timeout_s:=0.5", "-p", "diagnostics_period_s:=0.2", *extra]
 
@@ -120,7 +120,7 @@ def _angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
 
 
 def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
-    from worldstereo_ros.io.rgbd_folder import RgbdFolder
+    from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
     replay = _start(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
                      "-p", "rate_hz:=5.0", "-p", "max_frames:=5", "-p", "loop:=true", "-p", "base_frame:=base_link",
@@ -179,7 +179,7 @@ class Camera:
     """Publishes a small RGB-D camera from the test process (so it can also publish broken frames)."""
 
     def __init__(self, peer: Peer) -> None:
-        from worldstereo_ros.io.procedural_scene import procedural_snapshot
+        from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
         self.snap = procedural_snapshot(64, 48)
         n = peer.node
@@ -189,7 +189,8 @@ class Camera:
         self.pub_info = n.create_publisher(CameraInfo, "camera_info", 5)
         self.tf = TfBroadcaster(n)
         self.T_world_base = self.snap.T_world_cam @ np.linalg.inv(T_BASE_CAM)
-        self.tf.send_static([make_transform_stamped("base_link", "camera_optical", T_BASE_CAM, n.get_clock().now().to_msg())])
+        self.tf.send_static([make_transform_stamped("base_link", "camera_optical", T_BASE_CAM,
+                                                    n.get_clock().now().to_msg())])
 
     def publish(self, rgb=None, depth=None, info=True, encoding=None) -> None:
         stamp = self.node.get_clock().now().to_msg()
@@ -278,7 +279,8 @@ def test_bad_input_never_stops_the_node(peer):
         assert r.success, r.message
         assert r.views_published == 3 and r.cache_points > 0
         assert peer.wait(lambda: {"snapshot.no_frame", "snapshot.encoding", "snapshot.depth", "path.empty",
-                                  "path.short", "tf.path", "path.pose"} <= set(_diag_counts(peer)), 5.0), _diag_counts(peer)
+                                  "path.short", "tf.path", "path.pose"} <= set(_diag_counts(peer)), 5.0), \
+        _diag_counts(peer)
         # 8. cancel: a long rollout stops between frames and the goal ends CANCELED
         from action_msgs.msg import GoalStatus
 

@@ -63,7 +63,8 @@ def test_every_interface_crosses_dds(peer, node):
         assert received[topic] == build(), f"{topic} changed on the wire"
     # The content is not trivially default: spot-check a few fields.
     view = received["imagined_view"]
-    assert (view.path_id, view.index, view.depth.encoding, len(view.depth.data)) == ("left_aisle", 3, "32FC1", 6 * 8 * 4)
+    assert (view.path_id, view.index, view.depth.encoding, len(view.depth.data)) == \
+        ("left_aisle", 3, "32FC1", 6 * 8 * 4)
     assert received["tf_sample"].transforms[0].child_frame_id == "worldstereo_cache"
 
 

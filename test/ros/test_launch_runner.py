@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.errors import ConfigError
-from worldstereo_ros.io.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.ros.launch_subset import NodeSpec, find_launch_file, load_launch_file, run_nodes
 
 SUBSET_LAUNCH = '''
@@ -114,7 +114,7 @@ def test_substituted_null_and_date_values_stay_text(tmp_path):
                     "    return LaunchDescription([DeclareLaunchArgument('a', default_value='2026-11-30'),\n"
                     "        DeclareLaunchArgument('b', default_value='~'),\n"
                     "        Node(package='worldstereo_ros', executable='replay_node',\n"
-                    "             parameters=[{'day': LaunchConfiguration('a'), 'none': LaunchConfiguration('b')}])])\n")
+                    "             parameters=[{'day': LaunchConfiguration('a'), 'none': LaunchConfiguration('b')}])])\n")  # noqa: E501 (the launch file text as written)
     [node] = load_launch_file(path, {})
     params = dict(p.split(":=", 1) for p in _after(node.command(), "-p"))
     assert params == {"day": '"2026-11-30"', "none": '"~"'}

@@ -17,10 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_imagination_launch_file_resolves_arguments_and_remaps():
-    [node] = load_launch_file(find_launch_file("imagination.launch.py"), {"image": "/cam/color"})
+    launch_file = find_launch_file("imagination.launch.py")
+    [node] = load_launch_file(launch_file, {"image": "/cam/color"})
     assert node.name == "imagination_node" and node.module == "worldstereo_ros.ros.imagination_node"
     assert ("image", "/cam/color") in node.remappings and ("depth", "/camera/depth") in node.remappings
-    assert node.parameters == [str(REPO / "config" / "worldstereo.yaml")]
+    # the config beside the launch file: the repository's, or the installed share's when the ament index
+    # (AMENT_PREFIX_PATH, as scripts/test.sh sets it) finds the package, which is the same file
+    [config] = node.parameters
+    assert config == str(launch_file.parent.parent / "config" / "worldstereo.yaml")
+    assert Path(config).samefile(REPO / "config" / "worldstereo.yaml")
     cmd = node.command()
     assert cmd[1:3] == ["-m", "worldstereo_ros.ros.imagination_node"]
     assert cmd[cmd.index("--params-file") + 1].endswith("config/worldstereo.yaml")

@@ -137,3 +137,51 @@ def test_recorder_in_process_typed_topics_and_all_topics(tmp_path):
     assert [m.data for m in got["/inproc/text"]] == ["text0", "text1", "text2"]
     assert len(got["/inproc/image"]) == 3 and len(got["/inproc/wrong"]) == 3
     assert not any(part.startswith("_") for t in got for part in t.split("/"))
+
+
+def test_subscriber_first_graph_is_recorded_reliably_with_qos_metadata(tmp_path):
+    """Issue 15: with a subscriber on the topic before its publisher, the recorder subscribed best-effort and
+    never upgraded (17 of 100 reliable images recorded), and wrote no ``offered_qos_profiles``."""
+    import yaml
+    from mcap.reader import make_reader
+
+    from worldstereo_ros.ros.mcap_recorder import McapRecorder
+
+    rclpy.init()
+    node = rclpy.create_node("mcap_subscriber_first")
+    try:
+        # 1. only a (best-effort) subscriber: the topic is on the graph, its publishers' QoS unknown
+        node.create_subscription(Image, "first/image", lambda _: None,
+                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+        recorder = McapRecorder(node, tmp_path / "first.mcap", ["/first/image"], qos_depth=200)
+        for _ in range(5):
+            rclpy.spin_once(node, timeout_sec=0.02)
+            recorder.poll_graph()
+        # 2. the reliable publisher appears; the recorder follows its offer
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        pub = node.create_publisher(Image, "first/image", reliable)
+        deadline = time.monotonic() + 10
+        mine = []
+        while time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            recorder.poll_graph()
+            mine = [i for i in node.get_subscriptions_info_by_topic("/first/image")
+                    if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE]
+            if mine and pub.get_subscription_count() == 2:
+                break
+        assert len(mine) == 1, "the recorder's subscription never became reliable"
+        for k in range(100):  # a burst: the recorder's history (qos_depth) holds all of it until spun
+            pub.publish(rgb_to_image(np.full((8, 8, 3), k / 100.0, np.float32), Header(frame_id="cam")))
+        while time.monotonic() < deadline and recorder.counts["/first/image"] < 100:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        assert recorder.counts["/first/image"] == 100
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    recorder.close()
+    with open(tmp_path / "first.mcap", "rb") as f:
+        channels = make_reader(f).get_summary().channels
+    [channel] = [c for c in channels.values() if c.topic == "/first/image"]
+    [offered] = yaml.safe_load(channel.metadata["offered_qos_profiles"])
+    assert offered["reliability"] == int(ReliabilityPolicy.RELIABLE)  # depth is not discovered: rmw gives 0
+    assert offered["durability"] == int(DurabilityPolicy.VOLATILE) and set(offered["deadline"]) == {"sec", "nsec"}

@@ -33,14 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
+from worldstereo_ros.datasets.tum_rgbd import TumSequence, open_rgbd_sequence
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.camera_accuracy import estimate_path, path_errors
 from worldstereo_ros.evaluation.consistency import consistency_rows
 from worldstereo_ros.evaluation.reconstruction import fuse_reference, reconstruction_score
 from worldstereo_ros.evaluation.resources import PeakRss
 from worldstereo_ros.evaluation.view_fidelity import baseline_view, evaluate_start, score_view
-from worldstereo_ros.io.rgbd_folder import RgbdFolder, RgbdFrame
-from worldstereo_ros.io.tum_rgbd import TumSequence, open_rgbd_sequence
 from worldstereo_ros.snapshot import Snapshot
 
 THRESHOLDS_M = (0.02, 0.05, 0.10)
@@ -53,7 +53,7 @@ class BenchConfig:
 
     Attributes:
         data: 7-Scenes-style folder (rgb, depth, pose per frame, ``camera-intrinsics.txt``) or TUM RGB-D
-            sequence (:func:`~worldstereo_ros.io.tum_rgbd.open_rgbd_sequence`).
+            sequence (:func:`~worldstereo_ros.datasets.tum_rgbd.open_rgbd_sequence`).
         middlebury: Middlebury folder (``<name>_left.png``, ``_right.png``, ``_disp.npz``) or None.
         backends: generator backends to measure.
         starts: start frames (geometry, camera and consistency use the first ``geometry_starts`` of them).
@@ -190,7 +190,7 @@ def fidelity(folder: RgbdFolder | TumSequence, starts: list[int], offsets: list[
 
 def stereo(middlebury: Path, backends: list[str], seed: int, results: BenchResults) -> None:
     """The right view of the stereo pair from the left image + ground-truth depth, for each backend."""
-    from worldstereo_ros.io.middlebury import read_middlebury
+    from worldstereo_ros.datasets.middlebury import read_middlebury
     from worldstereo_ros.pipeline import ImaginationPipeline, Trajectory
 
     pair = read_middlebury(middlebury)
@@ -213,9 +213,8 @@ def stereo(middlebury: Path, backends: list[str], seed: int, results: BenchResul
 
 def speed(backends: list[str], frames: int, size: tuple[int, int], seed: int, results: BenchResults) -> None:
     """A demo-sized run per backend: per-stage seconds, frames per second, peak RSS."""
-    from worldstereo_ros.cli import DEFAULT_TRAJECTORIES  # the demo's trajectories
-    from worldstereo_ros.geometry.trajectories import build_trajectory, parse_trajectory_spec
-    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
+    from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
     from worldstereo_ros.pipeline import STAGES, ImaginationPipeline, Trajectory
 
     w, h = size

@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import torch
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
 from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
 from worldstereo_ros.geometry.poses import invert
 from worldstereo_ros.geometry.projection import depth_to_points
 from worldstereo_ros.geometry.render import render_points
-from worldstereo_ros.io.rgbd_folder import RgbdFolder, RgbdFrame
 from worldstereo_ros.snapshot import Snapshot
 
 

@@ -16,35 +16,13 @@ import numpy as np
 import torch
 
 from worldstereo_ros.errors import BackendError, InputError
+from worldstereo_ros.memory.types import Reference
 from worldstereo_ros.snapshot import Snapshot
 
 #: on_frame(index, rgb (H, W, 3) float32, depth (H, W) float32, imagined (H, W) bool): called by a
 #: backend as soon as frame ``index`` is final, so callers can stream views before the whole
 #: trajectory is done (a video model that denoises all frames jointly calls it at the end).
 FrameCallback = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
-
-
-@dataclass
-class Reference:
-    """A keyframe retrieved from the memory bank for one target frame (spatial-stereo memory).
-
-    Attributes:
-        rgb: (H, W, 3) float32 in [0, 1].
-        depth: (H, W) float32 metres, 0 = unknown.
-        pointmap: (H, W, 3) float32 world-frame points of each pixel (0 where depth is 0): the 3D
-            correspondences between the reference and any target camera.
-        K: (3, 3) float64 intrinsics. T_world_cam: (4, 4) float64 pose.
-        score: retrieval score in [0, 1] (frustum overlap x view-angle penalty).
-        keyframe_id: id of the keyframe in the bank.
-    """
-
-    rgb: np.ndarray
-    depth: np.ndarray
-    pointmap: np.ndarray
-    K: np.ndarray
-    T_world_cam: np.ndarray
-    score: float
-    keyframe_id: int
 
 
 @dataclass

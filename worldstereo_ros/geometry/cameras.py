@@ -97,7 +97,8 @@ class PinholeCamera:
     def cropped(self, x0: int, y0: int, width: int, height: int) -> "PinholeCamera":
         """The camera of the crop whose top-left pixel is ``(x0, y0)`` of this image."""
         if x0 < 0 or y0 < 0 or x0 + width > self.width or y0 + height > self.height or width < 1 or height < 1:
-            raise InputError("crop", f"({x0}, {y0}, {width}x{height}) is not inside the {self.width}x{self.height} image")
+            raise InputError("crop", f"({x0}, {y0}, {width}x{height}) is not inside the "
+                                     f"{self.width}x{self.height} image")
         return PinholeCamera(self.fx, self.fy, self.cx - x0, self.cy - y0, int(width), int(height))
 
 

@@ -29,7 +29,8 @@ def frustum_corners(camera: PinholeCamera, T_world_cam: torch.Tensor, near_m: fl
     T = torch.as_tensor(T_world_cam, dtype=torch.float64)
     u = torch.tensor([-0.5, camera.width - 0.5, camera.width - 0.5, -0.5], dtype=torch.float64)
     v = torch.tensor([-0.5, -0.5, camera.height - 0.5, camera.height - 0.5], dtype=torch.float64)
-    rays = torch.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, torch.ones(4, dtype=torch.float64)], -1)
+    rays = torch.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, torch.ones(4, dtype=torch.float64)],
+                       -1)
     cam = torch.cat([rays * near_m, rays * far_m])
     return cam @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]
 

@@ -100,7 +100,8 @@ def backproject_depth(depth: torch.Tensor, K: torch.Tensor, T_world_cam: torch.T
     return torch.einsum("...ij,...hwj->...hwi", R, points) + t[..., None, None, :]
 
 
-def project_points(p_world: torch.Tensor, K: torch.Tensor, T_cam_world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def project_points(p_world: torch.Tensor, K: torch.Tensor,
+                   T_cam_world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates and depth of world points.
 
     Args:

@@ -36,6 +36,10 @@ DEFAULT_AMOUNTS: dict[str, tuple[float, str]] = {
     "forward": (0.3, "depth"),
 }
 
+#: The trajectories the demo, ``worldstereo-ros run``/``imagine`` and the bench's speed run imagine when none
+#: are given (the paper's four, with the demo's amounts).
+DEFAULT_TRAJECTORIES = "orbit:30,up:10,left:0.5,right:0.5"
+
 
 @dataclass(frozen=True)
 class TrajectorySpec:
@@ -211,3 +215,21 @@ def resample_path(T_world_poses, n: int, rotation_weight_m_per_rad: float = 0.1)
     out[:, :3, :3] = R
     out[:, :3, 3] = T[j, :3, 3] + alpha[:, None] * (T[j + 1, :3, 3] - T[j, :3, 3])
     return out
+
+
+def camera_poses_along_path(T_fixed_path: np.ndarray, T_path_base: np.ndarray, T_base_cam: np.ndarray,
+                            frames: int) -> np.ndarray:
+    """(frames, 4, 4) float64 camera poses in the fixed frame along a path of robot base poses.
+
+    Args:
+        T_fixed_path: (4, 4) pose of the path's frame in the fixed frame.
+        T_path_base: (M, 4, 4) base poses along the path, in the path's frame.
+        T_base_cam: (4, 4) camera (optical frame) on the base: the mounting extrinsic.
+        frames: views wanted; the M camera poses are resampled (:func:`resample_path`) when M differs.
+    """
+    T_fixed_cam = np.asarray(T_fixed_path, np.float64) @ np.asarray(T_path_base, np.float64) \
+        @ np.asarray(T_base_cam, np.float64)
+    if T_fixed_cam.shape[0] != frames:
+        T_fixed_cam = resample_path(T_fixed_cam, frames)
+    return T_fixed_cam
+

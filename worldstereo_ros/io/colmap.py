@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.rotations import matrix_to_quat_xyzw, quat_xyzw_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz
 
 
 @dataclass
@@ -64,19 +64,11 @@ _SINGLE_FOCAL = {"SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "SIMPLE_RADIAL_FIS
 
 
 def _quat_wxyz(R: np.ndarray) -> np.ndarray:
-    from worldstereo_ros.geometry.poses import matrix_to_quat_xyzw
-
-    q = matrix_to_quat_xyzw(torch.from_numpy(np.ascontiguousarray(R))).numpy()
-    q = np.concatenate([q[..., 3:4], q[..., :3]], axis=-1)
-    return np.where(q[..., :1] < 0, -q, q)
+    return xyzw_to_wxyz(matrix_to_quat_xyzw(R))  # unit, qw >= 0
 
 
 def _rotation(q_wxyz: np.ndarray) -> np.ndarray:
-    from worldstereo_ros.geometry.poses import quat_xyzw_to_matrix
-
-    q = np.concatenate([q_wxyz[..., 1:4], q_wxyz[..., :1]], axis=-1)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    return quat_xyzw_to_matrix(torch.from_numpy(q)).numpy()
+    return quat_xyzw_to_matrix(wxyz_to_xyzw(q_wxyz), "QW QX QY QZ")
 
 
 def write_colmap_text(folder: str | Path, views: Sequence[ColmapView], xyz: np.ndarray | None = None,

@@ -15,11 +15,12 @@ Layout of ``out``::
     mesh.ply, mesh.obj                               TSDF mesh of the snapshot and every imagined frame
 
 Each ``frames/<trajectory>`` folder is a 7-Scenes-style sequence (readable by
-:class:`~worldstereo_ros.io.rgbd_folder.RgbdFolder` and the replay node).
+:class:`~worldstereo_ros.datasets.rgbd_folder.RgbdFolder` and the replay node).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +30,23 @@ from typing import Sequence
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.io.cache_files import save_cache_ply
+from worldstereo_ros.io.colmap import ColmapView, write_colmap_text
+from worldstereo_ros.io.images import (
+    contact_sheet,
+    depth_preview,
+    tint_imagined,
+    write_depth_png,
+    write_mask_png,
+    write_rgb_png,
+)
+from worldstereo_ros.io.mesh import tsdf_mesh, write_mesh
+from worldstereo_ros.io.poses import PoseTrack, write_poses_json, write_tum
+from worldstereo_ros.io.video import write_video
 
 #: Writers :func:`export_run` knows, in the order it runs them.
+log = logging.getLogger(__name__)
+
 EXPORTS = ("frames", "videos", "contact_sheet", "cache_ply", "poses", "colmap", "mesh")
 
 
@@ -44,8 +60,6 @@ def write_trajectory_frames(folder: str | Path, rgb: np.ndarray, depth: np.ndarr
     Returns:
         the paths written.
     """
-    from worldstereo_ros.io.images import write_depth_png, write_mask_png, write_rgb_png
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n = np.shape(depth)[0]
@@ -65,20 +79,23 @@ def write_trajectory_frames(folder: str | Path, rgb: np.ndarray, depth: np.ndarr
     return paths
 
 
-def _colmap_points(cache, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cache points for the COLMAP model, on a coarser grid when there are more than ``max_points``."""
-    if len(cache) <= max_points:
+def _colmap_points(cache, max_points: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Cache points for the COLMAP model: all of them, or with ``max_points`` set and exceeded, the cache on a
+    coarser grid (each step 1.5 x the voxel) until they fit, which is logged as a warning."""
+    if max_points is None or len(cache) <= max_points:
         return cache.xyz.cpu().numpy(), cache.rgb.cpu().numpy()
     voxel = cache.voxel_size_m * 1.5
     while True:
         xyz, rgb = cache.voxel_downsampled(voxel)
         if xyz.shape[0] <= max_points:
+            log.warning("COLMAP export: %d cache points thinned to %d on a %.3f m grid (colmap_max_points=%d)",
+                        len(cache), xyz.shape[0], voxel, max_points)
             return xyz.cpu().numpy(), rgb.cpu().numpy()
         voxel *= 1.5
 
 
 def export_run(out: str | Path, snapshot, cache, results: Sequence, exports: Sequence[str] = EXPORTS,
-               fps: float = 10.0, mesh_voxel_m: float | None = None, colmap_max_points: int = 200_000,
+               fps: float = 10.0, mesh_voxel_m: float | None = None, colmap_max_points: int | None = None,
                ) -> tuple[dict[str, list[Path]], dict[str, float]]:
     """Write a run's outputs into ``out`` (layout in the module doc).
 
@@ -90,16 +107,11 @@ def export_run(out: str | Path, snapshot, cache, results: Sequence, exports: Seq
         exports: which writers to run (names in :data:`EXPORTS`).
         fps: video frame rate.
         mesh_voxel_m: TSDF voxel size, metres (None = 1/100 of the snapshot's median depth, 1..5 cm).
-        colmap_max_points: the COLMAP model gets at most this many cache points (coarser grid beyond).
+        colmap_max_points: None (default) writes every cache point to the COLMAP model; a number caps them
+            (coarser grid beyond, with a logged warning).
     Returns:
         (paths per export name, seconds per export name).
     """
-    from worldstereo_ros.io.colmap import ColmapView, write_colmap_text
-    from worldstereo_ros.io.images import contact_sheet, depth_preview, tint_imagined, write_rgb_png
-    from worldstereo_ros.io.mesh import tsdf_mesh, write_mesh
-    from worldstereo_ros.io.poses import PoseTrack, write_poses_json, write_tum
-    from worldstereo_ros.io.video import write_video
-
     unknown = [e for e in exports if e not in EXPORTS]
     if unknown:
         raise InputError("exports", f"unknown {unknown}; valid: {', '.join(EXPORTS)}")
@@ -135,14 +147,14 @@ def export_run(out: str | Path, snapshot, cache, results: Sequence, exports: Seq
         yield write_rgb_png(out / "contact_sheet.png", contact_sheet(rows))
 
     def cache_ply():
-        cache.save_ply(out / "cache.ply")
+        save_cache_ply(cache, out / "cache.ply")
         yield out / "cache.ply"
 
     def poses():
-        tracks = [PoseTrack(r.id, r.T_world_cam, None, r.K, r.width, r.height) for r in results]
+        tracks = [PoseTrack(r.id, r.T_world_cam, r.timestamps_s, r.K, r.width, r.height) for r in results]
         yield write_poses_json(out / "poses.json", tracks)
         for r in results:
-            yield write_tum(out / "poses" / f"{r.id}.tum.txt", r.T_world_cam)
+            yield write_tum(out / "poses" / f"{r.id}.tum.txt", r.T_world_cam, r.timestamps_s)
 
     def colmap():
         views = [ColmapView(f"{r.id}/frame-{i:06d}.color.png", r.K, r.width, r.height, r.T_world_cam[i])

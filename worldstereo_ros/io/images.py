@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.depth_units import depth_m_to_units
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -22,12 +23,6 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype == np.uint8:
         return rgb
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def depth_to_mm(depth_m: np.ndarray) -> np.ndarray:
-    """(H, W) float metres (0 or NaN = unknown) to uint16 millimetres (0 = unknown)."""
-    d = np.nan_to_num(np.asarray(depth_m, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    return np.clip(np.round(d * 1000.0), 0, 65534).astype(np.uint16)
 
 
 def write_rgb_png(path: str | Path, rgb: np.ndarray) -> Path:
@@ -48,7 +43,7 @@ def write_depth_png(path: str | Path, depth_m: np.ndarray) -> Path:
         raise InputError("depth", f"expected shape (H, W), got {np.shape(depth_m)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), depth_to_mm(depth_m)):
+    if not cv2.imwrite(str(path), depth_m_to_units(depth_m)):
         raise InputError("path", f"OpenCV could not write {path}")
     return path
 

@@ -1,10 +1,9 @@
-"""Triangle meshes of imagined scenes: TSDF fusion of RGB-D frames with Open3D's tensor VoxelBlockGrid.
+"""Triangle meshes of imagined scenes: the frames TSDF-fused (:class:`~worldstereo_ros.geometry.tsdf.TsdfFusion`,
+with its half-pixel fix) and marching cubes on the zero level, with per-vertex colours.
 
-Each frame's depth is fused into a truncated signed distance field (hashed voxel blocks) at its known pose
-and marching cubes extracts the zero level with per-vertex colours. Fusing the rgb-d frames (rather than
-meshing the point cache) averages depth noise over views and leaves free space empty, which gives a much
-cleaner surface. (Open3D 0.20's legacy ``ScalableTSDFVolume`` integrates nothing in this environment; the
-tensor ``VoxelBlockGrid`` is used instead.)
+Fusing the rgb-d frames (rather than meshing the point cache) averages depth noise over views and leaves free
+space empty, which gives a much cleaner surface. (Open3D 0.20's legacy ``ScalableTSDFVolume`` integrates
+nothing in this environment; the tensor ``VoxelBlockGrid`` is used instead.)
 """
 
 from __future__ import annotations
@@ -13,8 +12,10 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import open3d as o3d
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.tsdf import TsdfFusion
 
 
 def tsdf_mesh(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], voxel_size_m: float = 0.02,
@@ -34,45 +35,23 @@ def tsdf_mesh(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     Returns:
         ``open3d.geometry.TriangleMesh`` (legacy) with vertex colours, world frame; empty if nothing fused.
     """
-    import open3d as o3d
-    import open3d.core as o3c
-
     if not (isinstance(voxel_size_m, (int, float)) and voxel_size_m > 0):
         raise InputError("voxel_size_m", f"expected a float > 0 metres, got {voxel_size_m!r}")
-    device = o3c.Device("CPU:0")
-    grid = o3d.t.geometry.VoxelBlockGrid(attr_names=("tsdf", "weight", "color"),
-                                         attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
-                                         attr_channels=((1,), (1,), (3,)), voxel_size=float(voxel_size_m),
-                                         block_resolution=8, block_count=int(block_count), device=device)
-    fused = 0
+    fusion = TsdfFusion(voxel_size_m, trunc_voxels * voxel_size_m, depth_max_m, block_resolution=8,
+                        block_count=block_count)
     for i, (rgb, depth, K, T_world_cam) in enumerate(frames):
         depth = np.asarray(depth, dtype=np.float32)
         rgb = np.asarray(rgb)
         if depth.ndim != 2 or rgb.shape != (*depth.shape, 3):
             raise InputError("frames", f"frame {i}: expected rgb (H, W, 3) and depth (H, W), got {rgb.shape} "
                                        f"and {depth.shape}")
-        if not (depth > 0).any():
-            continue
         colour = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-        intrinsic = o3c.Tensor(np.asarray(K, dtype=np.float64))
-        extrinsic = o3c.Tensor(np.linalg.inv(np.asarray(T_world_cam, dtype=np.float64)))
-        depth_img = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth)))
-        colour_img = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(colour)))
-        blocks = grid.compute_unique_block_coordinates(depth_img, intrinsic, extrinsic, 1.0, float(depth_max_m),
-                                                       float(trunc_voxels))
-        grid.integrate(blocks, depth_img, colour_img, intrinsic, extrinsic, 1.0, float(depth_max_m),
-                       float(trunc_voxels))
-        fused += 1
-    if fused == 0:
-        return o3d.geometry.TriangleMesh()
-    mesh = grid.extract_triangle_mesh(weight_threshold=float(min_weight))
-    return mesh.to_legacy()
+        fusion.integrate(depth, colour, K, np.linalg.inv(np.asarray(T_world_cam, dtype=np.float64)))
+    return fusion.triangle_mesh(min_weight)
 
 
 def write_mesh(mesh, path_stem: str | Path) -> list[Path]:
     """Write a legacy Open3D triangle mesh as ``<stem>.ply`` (binary, vertex colours) and ``<stem>.obj``."""
-    import open3d as o3d
-
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".ply"), stem.with_suffix(".obj")]

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.rotations import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 
 JSON_FORMAT = "worldstereo_ros.poses/1"
 _CONVENTION = ("T_world_cam maps points from the camera's OpenCV optical frame (x right, y down, z forward) to "
@@ -71,20 +71,16 @@ class PoseTrack:
 
 
 def _quats(T: np.ndarray) -> np.ndarray:
-    from worldstereo_ros.geometry.poses import matrix_to_quat_xyzw
-
-    q = matrix_to_quat_xyzw(torch.from_numpy(np.ascontiguousarray(T[:, :3, :3]))).numpy()
-    return np.where(q[:, 3:4] < 0, -q, q)  # q and -q are one rotation: write qw >= 0
+    return matrix_to_quat_xyzw(T[:, :3, :3])  # unit, qw >= 0 (q and -q are one rotation)
 
 
 def _matrices(t: np.ndarray, q: np.ndarray) -> np.ndarray:
-    from worldstereo_ros.geometry.poses import quat_xyzw_to_matrix
-
     norm = np.linalg.norm(q, axis=1)
     if not np.all(np.abs(norm - 1.0) < 1e-3):
-        raise InputError("q_xyzw", f"quaternions must have unit norm, got norms in [{norm.min():.4f}, {norm.max():.4f}]")
+        raise InputError("q_xyzw", f"quaternions must have unit norm, got norms in "
+                                   f"[{norm.min():.4f}, {norm.max():.4f}]")
     T = np.tile(np.eye(4), (t.shape[0], 1, 1))
-    T[:, :3, :3] = quat_xyzw_to_matrix(torch.from_numpy(q / norm[:, None])).numpy()
+    T[:, :3, :3] = quat_xyzw_to_matrix(q, "q_xyzw")
     T[:, :3, 3] = t
     return T
 
@@ -98,7 +94,8 @@ def write_tum(path: str | Path, T_world_cam: np.ndarray, timestamps_s: np.ndarra
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# timestamp tx ty tz qx qy qz qw (T_world_cam of the OpenCV optical frame; s, m)"]
     for ts, ti, qi in zip(track.timestamps_s, t, q):
-        lines.append(" ".join(f"{v:.9g}" for v in (ts, *ti, *qi)))
+        # microseconds, as TUM files carry them: 9 significant digits would cut a Unix time to whole seconds
+        lines.append(f"{ts:.6f} " + " ".join(f"{v:.9g}" for v in (*ti, *qi)))
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -158,7 +155,8 @@ def read_poses_json(path: str | Path) -> list[PoseTrack]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError("path", f"{path} is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != JSON_FORMAT or not isinstance(data.get("trajectories"), list):
+    if not isinstance(data, dict) or data.get("format") != JSON_FORMAT \
+            or not isinstance(data.get("trajectories"), list):
         raise InputError("path", f"{path} is not a {JSON_FORMAT} file")
     tracks = []
     for n, item in enumerate(data["trajectories"]):

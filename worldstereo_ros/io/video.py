@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
@@ -33,7 +34,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> Path
 
 
 def _write_ffmpeg(path: Path, frames: np.ndarray, fps: float) -> None:
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # optional dependency: without it (or its ffmpeg binary) OpenCV writes mp4v
 
     h, w = frames.shape[1:3]
     writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
@@ -48,8 +49,6 @@ def _write_ffmpeg(path: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def _write_opencv(path: Path, frames: np.ndarray, fps: float) -> None:
-    import cv2
-
     h, w = frames.shape[1:3]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
     if not writer.isOpened():

@@ -16,35 +16,43 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.msg import CandidatePaths, ImaginedView
 from worldstereo_ros.action import Imagine
+from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.geometry.trajectories import camera_poses_along_path
+from worldstereo_ros.msg import CandidatePaths, ImaginedView
+from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
 from worldstereo_ros.ros import parameters
-from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
-from worldstereo_ros.ros.conversions.image import (compressed_to_numpy, depth_from_image, depth_to_image,
-                                                   numpy_to_image, rgb_from_image)
 from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
-from worldstereo_ros.ros.conversions.transforms import (matrices_to_pose_array, matrix_to_pose, path_to_matrices)
+from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array, path_to_matrices
 from worldstereo_ros.ros.diagnostics import ProblemLog
+from worldstereo_ros.ros.frame_sync import FrameSynchronizer
+from worldstereo_ros.ros.imagination_messages import (
+    imagine_feedback,
+    imagine_result,
+    imagined_view,
+    snapshot_from_frame,
+)
 from worldstereo_ros.ros.node_main import run_node
-from worldstereo_ros.ros.frame_sync import FrameSynchronizer, SyncedFrame
+from worldstereo_ros.ros.request_queue import ImagineRequest, RequestError, RequestQueue
 from worldstereo_ros.ros.tf import TfBroadcaster, TfLookup, stamp_to_ns
 from worldstereo_ros.ros.transform_tree import TransformLookupError
+from worldstereo_ros.snapshot import Snapshot
 
 #: global_cache: like a latched map: late subscribers get the last cloud.
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -54,60 +62,15 @@ VIEWS_QOS = QoSProfile(depth=30, reliability=ReliabilityPolicy.RELIABLE, durabil
                        history=HistoryPolicy.KEEP_LAST)
 
 
-class RequestError(WorldStereoError):
-    """A request that cannot run (bad path, no snapshot, missing TF): reported, never raised out of a callback."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-@dataclass
-class ImagineRequest:
-    """One unit of work for the worker: paths (id, nav_msgs/Path) and how to run them."""
-
-    paths: list[tuple[str, Path]]
-    frames_per_path: int
-    new_snapshot: bool = False
-    goal_handle: object | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    result: dict = field(default_factory=dict)
-    feedback: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1))
-
-
-def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed: bool, frame_id: str):
-    """A validated Snapshot from one synced (image, depth, camera_info) triple.
-
-    Raises:
-        WorldStereoError (InputError / ConversionError) naming the field and the problem.
-    """
-    from worldstereo_ros.errors import InputError
-    from worldstereo_ros.snapshot import Snapshot
-
-    if compressed:
-        rgb = compressed_to_numpy(frame.image)
-    else:
-        rgb = rgb_from_image(frame.image)
-    depth = depth_from_image(frame.depth)
-    info = camera_info_to_intrinsics(frame.camera_info)
-    if info.is_distorted:
-        raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
-                                          "(image_rect) and its camera_info")
-    if depth.shape != rgb.shape[:2]:
-        raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
-                                  f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
-    if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
-        raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
-                                        f"{rgb.shape[1]}x{rgb.shape[0]}")
-    return Snapshot.create(rgb, depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
-
-
 class ImaginationNode(Node):
     """See the module doc; parameters in :mod:`worldstereo_ros.ros.parameters`."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("imagination_node", **kwargs)
+        # the queue exists before anything can refuse to start, so destroy_node always finds it
+        self._requests = RequestQueue()
+        self._worker: threading.Thread | None = None
+        self._action = None
         self.p = parameters.declare(self)
         self.problems = ProblemLog(self.get_logger())
         self.tf = TfLookup(self)
@@ -118,10 +81,6 @@ class ImaginationNode(Node):
         self._cache_version = 0
         self._published_version = -1
         self._lock = threading.Lock()
-        self._queue: collections.deque[ImagineRequest] = collections.deque()
-        self._wake = threading.Condition()
-        self._current: ImagineRequest | None = None
-        self._stopping = False
         self.stats = collections.Counter()
         self.last_timings: dict[str, float] = {}
         self._warm_up()  # before any subscription, so no message waits behind it
@@ -166,8 +125,6 @@ class ImaginationNode(Node):
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, params):
-        from rcl_interfaces.msg import SetParametersResult
-
         try:
             updates = parameters.validate({p.name: p.value for p in params})
         except WorldStereoError as err:
@@ -203,30 +160,15 @@ class ImaginationNode(Node):
         return response
 
     def _periodic_snapshot(self) -> None:
-        with self._wake:
-            if self._current is not None or self._queue:
-                return  # busy: the running request already uses a recent snapshot
+        if self._requests.busy:
+            return  # busy: the running request already uses a recent snapshot
         self._submit(ImagineRequest([], 0, new_snapshot=True))
 
-    def _submit(self, request: ImagineRequest) -> bool:
-        """Queue a request (or preempt the running one); False when it was refused."""
-        with self._wake:
-            if self.p["busy_policy"] == "preempt":
-                if self._current is not None:
-                    self._current.cancel.set()
-                    self._current.result["preempted"] = True
-                while self._queue:
-                    dropped = self._queue.popleft()
-                    dropped.result.update(success=False, message="preempted by a newer request")
-                    dropped.done.set()
-            elif len(self._queue) >= self.p["queue_size"]:
-                dropped = self._queue.popleft()
-                dropped.result.update(success=False, message="dropped: request queue full")
-                dropped.done.set()
-                self.problems.report("request.dropped", "request queue full: dropped the oldest waiting request")
-            self._queue.append(request)
-            self._wake.notify()
-        return True
+    def _submit(self, request: ImagineRequest) -> None:
+        """Queue a request, or preempt the running one (``busy_policy``; :mod:`~worldstereo_ros.ros.request_queue`)."""
+        dropped = self._requests.submit(request, self.p["busy_policy"], self.p["queue_size"])
+        if dropped and self.p["busy_policy"] == "queue":
+            self.problems.report("request.dropped", "request queue full: dropped the oldest waiting request")
 
     # ------------------------------------------------------------------ action
     def _on_goal(self, goal) -> GoalResponse:
@@ -247,15 +189,8 @@ class ImaginationNode(Node):
                 request.cancel.set()
             if request.feedback:
                 goal_handle.publish_feedback(request.feedback.pop())
-        result = Imagine.Result()
-        r = request.result
-        result.success = bool(r.get("success", False))
-        result.message = str(r.get("message", ""))
-        result.path_ids = list(r.get("path_ids", []))
-        result.views_published = int(r.get("views_published", 0))
-        result.cache_points = int(r.get("cache_points", 0))
-        result.elapsed_s = float(r.get("elapsed_s", 0.0))
-        if r.get("cancelled") and goal_handle.is_cancel_requested:
+        result = imagine_result(request.result)
+        if request.result.get("cancelled") and goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif result.success:
             goal_handle.succeed()
@@ -292,11 +227,10 @@ class ImaginationNode(Node):
                                                   frame.image.header.stamp)])
         self.stats["snapshots"] += 1
 
-    def _pipeline_for(self, snapshot):
-        from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig
-
+    def _pipeline_for(self, snapshot: Snapshot) -> ImaginationPipeline:
         p = self.p
-        width, height = (p["image_width"], p["image_height"]) if p["image_width"] and p["image_height"] else (None, None)
+        sized = p["image_width"] and p["image_height"]
+        width, height = (p["image_width"], p["image_height"]) if sized else (None, None)
         config = PipelineConfig(backend=p["backend"], memory=p["memory"], voxel_size_m=p["voxel_size_m"],
                                 max_cache_points=p["max_cache_points"], bank_capacity=p["bank_capacity"],
                                 keyframe_stride=p["keyframe_stride"], width=width, height=height, seed=p["seed"],
@@ -307,11 +241,8 @@ class ImaginationNode(Node):
 
     # ------------------------------------------------------------------ worker
     def _warm_up(self) -> None:
-        """Import the pipeline and run it once on a tiny synthetic snapshot, so the first real request does
-        not pay for imports and torch's first-call set-up (about 2 s on a 2-core CPU)."""
-        from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
-        from worldstereo_ros.snapshot import Snapshot
-
+        """Run the pipeline once on a tiny synthetic snapshot, so the first real request does
+        not pay for torch's first-call set-up (about 2 s on a 2-core CPU)."""
         try:
             K = np.array([[40.0, 0.0, 15.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]])
             rgb = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
@@ -324,14 +255,7 @@ class ImaginationNode(Node):
             self.get_logger().warn(f"warm-up failed: {type(err).__name__}: {err}")
 
     def _work(self) -> None:
-        while True:
-            with self._wake:
-                while not self._queue and not self._stopping:
-                    self._wake.wait()
-                if self._stopping:
-                    return
-                request = self._queue.popleft()
-                self._current = request
+        while (request := self._requests.take()) is not None:
             try:
                 self._run(request)
             except RequestError as err:
@@ -341,14 +265,10 @@ class ImaginationNode(Node):
                 self.problems.report("request.failed", f"request failed: {type(err).__name__}: {err}", "error")
                 request.result.update(success=False, message=f"{type(err).__name__}: {err}")
             finally:
-                with self._wake:
-                    self._current = None
-                request.done.set()
+                self._requests.finish(request)
 
     def camera_poses(self, path: Path, path_id: str, frames: int) -> np.ndarray:
         """(frames, 4, 4) camera poses in the fixed frame for a path of base poses (module doc)."""
-        from worldstereo_ros.geometry.trajectories import resample_path
-
         if len(path.poses) == 0:
             raise RequestError("path.empty", f"path {path_id!r} has no poses")
         if len(path.poses) < 2:
@@ -366,14 +286,9 @@ class ImaginationNode(Node):
             T_base_cam = self.tf.lookup(self.p["base_frame"], camera_frame, 0, self.p["tf_timeout_s"])
         except TransformLookupError as err:
             raise RequestError("tf.path", f"path {path_id!r}: {err}") from None
-        T_world_cam = T_fixed_path @ T_base_poses @ T_base_cam
-        if T_world_cam.shape[0] != frames:
-            T_world_cam = resample_path(T_world_cam, frames)
-        return T_world_cam
+        return camera_poses_along_path(T_fixed_path, T_base_poses, T_base_cam, frames)
 
     def _run(self, request: ImagineRequest) -> None:
-        from worldstereo_ros.pipeline import Cancelled, Trajectory
-
         t0 = time.perf_counter()
         if request.new_snapshot or self._snapshot is None:
             self._take_snapshot()
@@ -393,14 +308,7 @@ class ImaginationNode(Node):
             stamp = self.get_clock().now().to_msg()
             count = request.frames_per_path
             frame_id = f"worldstereo/{traj_id}/{index}" if self.p["publish_camera_tf"] else fixed
-            cam_header = Header(stamp=stamp, frame_id=frame_id)
-            view = ImaginedView(header=Header(stamp=stamp, frame_id=fixed), path_id=traj_id, index=index, count=count)
-            view.rgb = numpy_to_image(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "rgb8", cam_header)
-            view.depth = depth_to_image(depth, "32FC1", cam_header)
-            view.imagined_mask = numpy_to_image(imagined.astype(np.uint8) * 255, "mono8", cam_header)
-            view.camera_info = intrinsics_to_camera_info(K, rgb.shape[1], rgb.shape[0], cam_header)
-            view.pose = matrix_to_pose(T_world_cam)
-            view.imagined_fraction = float(imagined.mean())
+            view = imagined_view(traj_id, index, count, rgb, depth, imagined, T_world_cam, K, stamp, fixed, frame_id)
             self.pub_views.publish(view)
             self.pub_image.publish(view.rgb)
             if self.p["publish_camera_tf"]:
@@ -409,10 +317,7 @@ class ImaginationNode(Node):
             self.stats["views_published"] += 1
 
         def progress(p):
-            fb = Imagine.Feedback(path_id=p.trajectory_id, path_index=p.trajectory_index, path_count=p.trajectory_count,
-                                  frame_index=p.frame_index, frame_count=p.frame_count, progress=float(p.fraction),
-                                  stage=p.stage)
-            request.feedback.append(fb)
+            request.feedback.append(imagine_feedback(p))
 
         try:
             results = self._pipeline.run(trajectories, progress=progress, on_frame=on_frame,
@@ -433,7 +338,8 @@ class ImaginationNode(Node):
         elapsed = time.perf_counter() - t0
         self.last_timings = {k: sum(r.timings_s.get(k, 0.0) for r in results) for k in results[0].timings_s}
         self.last_timings["request_total"] = elapsed
-        request.result.update(success=True, message=f"imagined {len(results)} path(s)", path_ids=[r.id for r in results],
+        request.result.update(success=True, message=f"imagined {len(results)} path(s)",
+                              path_ids=[r.id for r in results],
                               views_published=published, cache_points=len(self._pipeline.cache), elapsed_s=elapsed)
         self.stats["requests_done"] += 1
 
@@ -473,8 +379,6 @@ class ImaginationNode(Node):
         except TransformLookupError as err:
             self.problems.report("tf.local", f"local_cache skipped: {err}")
             return
-        import torch
-
         with self._lock:
             cache = self._pipeline.cache
             idx = cache.radius_query(torch.as_tensor(T_fixed_local[:3, 3], dtype=torch.float32),
@@ -488,8 +392,8 @@ class ImaginationNode(Node):
 
     def _publish_diagnostics(self) -> None:
         values = {k: str(v) for k, v in sorted(self.stats.items())}
-        values["busy"] = str(self._current is not None)
-        values["queued_requests"] = str(len(self._queue))
+        values["busy"] = str(self._requests.running)
+        values["queued_requests"] = str(len(self._requests))
         values["cache_points"] = str(len(self._pipeline.cache) if self._pipeline is not None else 0)
         values["tf"] = "tf2_ros" if self.tf.uses_tf2_ros else "builtin TransformTree"
         self.pub_diag.publish(self.problems.diagnostic_array(self.get_clock().now().to_msg(),
@@ -497,18 +401,17 @@ class ImaginationNode(Node):
                                                              self.get_fully_qualified_name(), values))
 
     def destroy_node(self):
-        with self._wake:
-            self._stopping = True
-            if self._current is not None:
-                self._current.cancel.set()
-            self._wake.notify_all()
-        self._worker.join(timeout=5.0)
-        self._action.destroy()
+        self._requests.stop()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+        if self._action is not None:
+            self._action.destroy()
         return super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ImaginationNode, "imagination_node", args, make_executor=lambda: MultiThreadedExecutor(num_threads=4))
+    return run_node(ImaginationNode, "imagination_node", args,
+                    make_executor=lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

@@ -120,18 +120,28 @@ def executable_module(executable: str) -> str:
     return module
 
 
+def package_share() -> Path | None:
+    """``share/worldstereo_ros`` of the first ament prefix (``AMENT_PREFIX_PATH``) that has the package, as
+    ``$(find-pkg-share worldstereo_ros)`` resolves it; None without an index or without the package in it."""
+    try:
+        # optional: a plain pip install has no ament index
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    except ImportError:
+        return None
+    try:
+        return Path(get_package_share_directory(PACKAGE))
+    except (PackageNotFoundError, OSError, ValueError):  # no prefix path set, or the package not in it
+        return None
+
+
 def find_launch_file(name: str) -> Path:
-    """A path as given, else a file of that name in the source tree's or the install's ``launch/``."""
+    """A path as given, else a file of that name in the installed package's ``launch/`` (through the ament
+    index, as ``ros2 launch`` finds it), else in the source tree's."""
     path = Path(name)
     if path.is_file():
         return path
-    candidates = [REPO_LAUNCH / name]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory(PACKAGE)) / "launch" / name)
-    except Exception:  # no ament index (plain pip install) or package not installed there
-        pass
+    share = package_share()
+    candidates = ([share / "launch" / name] if share is not None else []) + [REPO_LAUNCH / name]
     for c in candidates:
         if c.is_file():
             return c
@@ -231,6 +241,7 @@ def _pump(name: str, stream) -> None:
 def run_nodes(nodes: list[NodeSpec]) -> int:
     """Start every node, forward SIGINT/SIGTERM, return the first non-zero exit code (0 when all end well)."""
     procs: list[tuple[NodeSpec, subprocess.Popen]] = []
+    pumps: list[threading.Thread] = []
     stopping = threading.Event()
 
     def stop(signum=signal.SIGINT, _frame=None) -> None:
@@ -245,7 +256,8 @@ def run_nodes(nodes: list[NodeSpec]) -> int:
             p = subprocess.Popen(spec.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))
             procs.append((spec, p))
-            threading.Thread(target=_pump, args=(spec.name, p.stdout), daemon=True).start()
+            pumps.append(threading.Thread(target=_pump, args=(spec.name, p.stdout), daemon=True))
+            pumps[-1].start()
             print(f"[launch] started {spec.name} (pid {p.pid}): {' '.join(spec.command()[1:])}", flush=True)
         code = 0
         while any(p.poll() is None for _, p in procs):
@@ -261,6 +273,8 @@ def run_nodes(nodes: list[NodeSpec]) -> int:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for pump in pumps:  # a child's last lines (often the interesting ones) are still in its pipe
+            pump.join(timeout=5)
         return code
     finally:
         for s, handler in old.items():

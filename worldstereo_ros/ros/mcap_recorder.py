@@ -2,7 +2,8 @@
 
 Messages are taken as serialized CDR (raw subscriptions, no decode/encode round trip) and written with the
 ``mcap`` library: one ``ros2msg`` schema per type holding the message definition with its dependencies
-(the ``MSG: pkg/Name`` blocks ros2 bag writes), one ``cdr`` channel per topic, log time = receive time,
+(the ``MSG: pkg/Name`` blocks ros2 bag writes), one ``cdr`` channel per topic carrying the publishers'
+``offered_qos_profiles`` (the ros2 profile's channel metadata, as rosbag2 writes it), log time = receive time,
 publish time = the message's ``header.stamp`` when its first field is a ``std_msgs/Header`` with a non-zero
 stamp (read straight from the CDR bytes), else the receive time. Definitions are read from the
 ``share/<pkg>/msg/*.msg`` files of the environment (the venv, or every prefix of ``AMENT_PREFIX_PATH`` with a
@@ -25,7 +26,11 @@ import threading
 import time
 from pathlib import Path
 
+import rclpy
+import yaml
 from mcap.writer import Writer
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from worldstereo_ros.errors import InputError
 
@@ -110,6 +115,33 @@ def header_stamp_ns(data: bytes) -> int | None:
     return sec * 1_000_000_000 + nanosec
 
 
+def subscription_qos(offered: list[QoSProfile], depth: int) -> QoSProfile:
+    """The QoS a recorder subscribes with, given the publishers' offered profiles (rosbag2's rule): reliable
+    when every publisher is, transient-local when every publisher is, else best effort / volatile."""
+    reliable = bool(offered) and all(q.reliability == ReliabilityPolicy.RELIABLE for q in offered)
+    latched = bool(offered) and all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
+    return QoSProfile(depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+def _duration(d) -> dict[str, int]:
+    ns = int(d.nanoseconds)
+    return {"sec": ns // 1_000_000_000, "nsec": ns % 1_000_000_000}
+
+
+def offered_qos_profiles_yaml(offered: list[QoSProfile]) -> str:
+    """The ``offered_qos_profiles`` channel metadata of the MCAP ros2 profile: a YAML list with one mapping per
+    publisher (history, depth, reliability, durability, deadline, lifespan, liveliness,
+    liveliness_lease_duration, avoid_ros_namespace_conventions; policies as their rmw enum values, durations
+    as sec/nsec), the layout rosbag2 writes."""
+    rows = [{"history": int(q.history), "depth": int(q.depth), "reliability": int(q.reliability),
+             "durability": int(q.durability), "deadline": _duration(q.deadline), "lifespan": _duration(q.lifespan),
+             "liveliness": int(q.liveliness), "liveliness_lease_duration": _duration(q.liveliness_lease_duration),
+             "avoid_ros_namespace_conventions": bool(q.avoid_ros_namespace_conventions)} for q in offered]
+    return yaml.safe_dump(rows, sort_keys=False)
+
+
 def _hidden(topic: str) -> bool:
     return any(part.startswith("_") for part in topic.split("/"))
 
@@ -133,7 +165,8 @@ class McapRecorder:
             types without a ``.msg`` definition here (warned once). Subscriptions are made when a topic
             appears on the graph, by :meth:`poll_graph`, which the caller's timer or :func:`record` calls.
         qos_depth: history depth of the subscriptions. Like ros2 bag, reliability and durability follow the
-            publishers: reliable (and transient-local, for latched topics) when every publisher offers it.
+            publishers: reliable (and transient-local, for latched topics) when every publisher offers it. A
+            topic is subscribed once it has a publisher, and re-subscribed when its publishers' offer changes.
     """
 
     def __init__(self, node, path: str | Path, topics: list[str | tuple[str, str]] | None = None,
@@ -152,6 +185,8 @@ class McapRecorder:
         self._channels: dict[str, int] = {}
         self._schemas: dict[str, int] = {}
         self._stamped: dict[str, bool] = {}  # topic -> first field is a Header
+        self._classes: dict[str, type] = {}
+        self._subscriptions: dict[str, tuple[object, QoSProfile]] = {}  # topic -> (subscription, its QoS)
         self._skipped: set[str] = set()
         self.counts: dict[str, int] = {t: 0 for t in self._wanted}
         self._closed = False
@@ -168,13 +203,21 @@ class McapRecorder:
             self._node.get_logger().warning(f"not recording {topic}: {why}")
 
     def poll_graph(self) -> None:
-        """Subscribe to the wanted topics that have appeared on the graph since the last call."""
+        """Subscribe to the wanted topics whose first publisher appeared since the last call, and follow changes
+        of the publishers' QoS (a subscription made best-effort is made reliable once every publisher is)."""
         types = dict(self._node.get_topic_names_and_types())
         wanted = dict(self._wanted)
         if self._all:
             wanted.update({t: None for t in types if t not in wanted and not _hidden(t)})
         for topic, expected in wanted.items():
-            if topic in self._channels or topic in self._skipped or topic not in types:
+            if topic in self._skipped or topic not in types:
+                continue
+            # a topic known only from its subscribers has nothing to record yet, and its QoS is unknown
+            publishers = self._node.get_publishers_info_by_topic(topic)
+            if not publishers:
+                continue
+            if topic in self._channels:
+                self._follow_qos(topic, publishers)
                 continue
             graph_types = types[topic]
             if expected is not None and expected not in graph_types:
@@ -193,21 +236,27 @@ class McapRecorder:
                     return
                 if type_name not in self._schemas:
                     self._schemas[type_name] = self._writer.register_schema(type_name, "ros2msg", definition.encode())
-                self._channels[topic] = self._writer.register_channel(topic, "cdr", self._schemas[type_name])
+                self._channels[topic] = self._writer.register_channel(
+                    topic, "cdr", self._schemas[type_name],
+                    metadata={"offered_qos_profiles": offered_qos_profiles_yaml([p.qos_profile for p in publishers])})
                 self._stamped[topic] = stamped
+                self._classes[topic] = msg_class
                 self.counts.setdefault(topic, 0)
-            self._node.create_subscription(msg_class, topic, lambda data, t=topic: self._on_message(t, data),
-                                           self._qos_for(topic), raw=True)
+            self._subscribe(topic, publishers)
 
-    def _qos_for(self, topic: str):
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    def _subscribe(self, topic: str, publishers) -> None:
+        qos = subscription_qos([p.qos_profile for p in publishers], self._qos_depth)
+        self._subscriptions[topic] = (self._node.create_subscription(
+            self._classes[topic], topic, lambda data, t=topic: self._on_message(t, data), qos, raw=True), qos)
 
-        infos = self._node.get_publishers_info_by_topic(topic)
-        reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-        latched = bool(infos) and all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-        return QoSProfile(depth=self._qos_depth,
-                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+    def _follow_qos(self, topic: str, publishers) -> None:
+        subscription, qos = self._subscriptions[topic]
+        wanted = subscription_qos([p.qos_profile for p in publishers], self._qos_depth)
+        if (wanted.reliability, wanted.durability) != (qos.reliability, qos.durability):
+            self._node.destroy_subscription(subscription)
+            self._subscribe(topic, publishers)
+            self._node.get_logger().info(f"{topic}: now subscribed {wanted.reliability.name.lower()}, "
+                                         f"{wanted.durability.name.lower()}, as its publishers offer")
 
     def _on_message(self, topic: str, data: bytes) -> None:
         now = time.time_ns()
@@ -232,9 +281,6 @@ class McapRecorder:
 def record(path: str, topics: list[str | tuple[str, str]] | None, duration_s: float | None) -> dict[str, int]:
     """Record ``topics`` (None: all, see :class:`McapRecorder`) to ``path`` until ``duration_s`` passes (None: until
     Ctrl-C or SIGTERM); returns message counts. The file is finished (readable) however recording ends."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-
     rclpy.init()
     node = rclpy.create_node("worldstereo_recorder")
     recorder = None

@@ -1,4 +1,8 @@
-"""The ``main`` every node executable shares: init, spin, clean shutdown, configuration errors as exit code 2."""
+"""The ``main`` every node executable shares: init, spin, clean shutdown, configuration errors as exit code 2.
+
+Exit codes: 0 after Ctrl-C, SIGTERM or an external shutdown; 2 when the node refused to start (a bad
+parameter: one line on stderr naming it); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import sys
 from typing import Callable
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -14,7 +19,7 @@ from worldstereo_ros.errors import WorldStereoError
 
 def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None,
              make_executor: Callable[[], Executor] = SingleThreadedExecutor) -> int:
-    """Create the node with ``make_node`` and spin it until Ctrl-C or shutdown; 2 when it refused to start."""
+    """Create the node with ``make_node`` and spin it until Ctrl-C, SIGTERM or shutdown (exit codes: module doc)."""
     rclpy.init(args=args)
     node = None
     try:
@@ -24,9 +29,14 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except WorldStereoError as err:
+    except (WorldStereoError, ParameterException) as err:
         print(f"{name}: {err}", file=sys.stderr)
         return 2
+    except Exception:
+        # rclpy's SIGINT/SIGTERM handler shuts the context down while a callback may be publishing; that
+        # callback then fails (RCLError: context is invalid). Part of the shutdown, not a failure of the node.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

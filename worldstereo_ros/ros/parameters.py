@@ -1,4 +1,4 @@
-"""The imagination node's parameters: one table for the ROS declarations, the YAML and the README.
+"""The nodes' parameters: one table per node for the ROS declarations, the YAML, ``--help`` and the README.
 
 Each :class:`ParamSpec` carries type, default, unit, range and description. ``config/worldstereo.yaml``
 holds every default (a test checks they agree), :func:`declare` turns the table into typed ROS
@@ -27,7 +27,7 @@ class ParamSpec:
 
     @property
     def type_name(self) -> str:
-        return {bool: "bool", int: "int", float: "double", str: "string"}[type(self.default)]
+        return {bool: "bool", int: "int", float: "double", str: "string", list: "double[]"}[type(self.default)]
 
     def check(self, value: Any) -> Any:
         """Return ``value`` converted to this parameter's type, or raise ConfigError naming the parameter."""
@@ -96,6 +96,31 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
 
 PARAMS_BY_NAME = {p.name: p for p in IMAGINATION_NODE_PARAMS}
 
+#: replay_node's parameters (declared from this table; ``worldstereo-ros replay --help`` lists them).
+REPLAY_NODE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("folder", "", "RGB-D sequence to replay: a 7-Scenes-style folder or a TUM RGB-D sequence."),
+    ParamSpec("rate_hz", 10.0, "Frames published per second (> 0).", "Hz"),
+    ParamSpec("fixed_frame", "map", "Parent frame of the replayed poses on /tf."),
+    ParamSpec("camera_frame", "camera_color_optical_frame", "Optical frame of the images (header.frame_id)."),
+    ParamSpec("first_frame", 0, "First frame index replayed."),
+    ParamSpec("stride", 1, "Replay every n-th frame (values below 1 count as 1)."),
+    ParamSpec("max_frames", 0, "Frames replayed at most; 0 = all."),
+    ParamSpec("loop", False, "Start over after the last frame."),
+    ParamSpec("base_frame", "", "Robot base frame: when set, fixed_frame -> base_frame goes on /tf and the "
+              "extrinsic base_to_camera on /tf_static; empty = fixed_frame -> camera_frame directly."),
+    ParamSpec("base_to_camera", [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5], "Camera optical frame on the base: x y z "
+              "(m) qx qy qz qw; the default is REP 103 optical axes at the base origin."),
+)
+
+
+def help_text(specs: tuple[ParamSpec, ...]) -> str:
+    """Plain-text list of ``specs`` (name, type, default, unit, description) for ``--help``."""
+    lines = []
+    for p in specs:
+        unit = f" [{p.unit}]" if p.unit else ""
+        lines.append(f"  {p.name} ({p.type_name}, default {p.default!r}){unit}: {p.description}")
+    return "\n".join(lines)
+
 
 def defaults() -> dict[str, Any]:
     return {p.name: p.default for p in IMAGINATION_NODE_PARAMS}
@@ -113,6 +138,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
 
 def declare(node) -> dict[str, Any]:
     """Declare every parameter on ``node`` with a typed descriptor; return the current values."""
+    # here, not at the top: validate() and the specs serve rclpy-free callers (tests, docs) too
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
     for spec in IMAGINATION_NODE_PARAMS:

@@ -10,20 +10,21 @@ default is a camera at the base origin with REP 103 optical axes) on /tf_static.
 
 from __future__ import annotations
 
-
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
 from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.io.tum_rgbd import open_rgbd_sequence
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix
 from worldstereo_ros.ros.node_main import run_node
+from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS
 from worldstereo_ros.ros.tf import TfBroadcaster
 
 
@@ -32,16 +33,20 @@ class ReplayNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("replay_node", **kwargs)
-        self.folder_path = self.declare_parameter("folder", "").value
-        self.rate_hz = float(self.declare_parameter("rate_hz", 10.0).value)
-        self.fixed_frame = self.declare_parameter("fixed_frame", "map").value
-        self.camera_frame = self.declare_parameter("camera_frame", "camera_color_optical_frame").value
-        self.first_frame = int(self.declare_parameter("first_frame", 0).value)
-        self.stride = max(1, int(self.declare_parameter("stride", 1).value))
-        self.max_frames = int(self.declare_parameter("max_frames", 0).value)
-        self.loop = bool(self.declare_parameter("loop", False).value)
-        self.base_frame = self.declare_parameter("base_frame", "").value
-        extrinsic = list(self.declare_parameter("base_to_camera", [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5]).value)
+        for spec in REPLAY_NODE_PARAMS:
+            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
+                name=spec.name, description=spec.description + (f" [{spec.unit}]" if spec.unit else "")))
+        value = {spec.name: self.get_parameter(spec.name).value for spec in REPLAY_NODE_PARAMS}
+        self.folder_path = value["folder"]
+        self.rate_hz = float(value["rate_hz"])
+        self.fixed_frame = value["fixed_frame"]
+        self.camera_frame = value["camera_frame"]
+        self.first_frame = int(value["first_frame"])
+        self.stride = max(1, int(value["stride"]))
+        self.max_frames = int(value["max_frames"])
+        self.loop = bool(value["loop"])
+        self.base_frame = value["base_frame"]
+        extrinsic = list(value["base_to_camera"])
         if self.rate_hz <= 0:
             raise WorldStereoError(f"rate_hz: must be positive, got {self.rate_hz}")
         self.folder = open_rgbd_sequence(self.folder_path)

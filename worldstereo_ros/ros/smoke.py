@@ -12,8 +12,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
 
-from worldstereo_ros.io.rgbd_folder import write_rgbd_frame
+from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
+from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics
+from worldstereo_ros.ros.conversions.image import depth_from_image, rgb_from_image
+from worldstereo_ros.ros.conversions.transforms import transform_to_matrix
+from worldstereo_ros.ros.tf import TF_QOS
 
 WIDTH, HEIGHT = 320, 240
 K = np.array([[280.0, 0.0, 159.5], [0.0, 280.0, 119.5], [0.0, 0.0, 1.0]])
@@ -39,16 +47,6 @@ def synthetic_frame(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def run_smoke(out: str | os.PathLike, frames: int = 5, timeout_s: float = 30.0) -> int:
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
-    from tf2_msgs.msg import TFMessage
-
-    from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics
-    from worldstereo_ros.ros.conversions.image import depth_from_image, rgb_from_image
-    from worldstereo_ros.ros.conversions.transforms import transform_to_matrix
-    from worldstereo_ros.ros.tf import TF_QOS
-
     out = Path(out)
     folder = out / "sequence"
     truth = [synthetic_frame(k) for k in range(frames)]

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import TransformStamped
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -48,8 +49,6 @@ class TfLookup:
         self._node = node
         self.uses_tf2_ros = HAVE_TF2_ROS and not force_builtin
         if self.uses_tf2_ros:
-            from rclpy.duration import Duration
-
             self._buffer = tf2_ros.Buffer(cache_time=Duration(seconds=cache_time_s))
             self._listener = tf2_ros.TransformListener(self._buffer, node, spin_thread=False)
         else:

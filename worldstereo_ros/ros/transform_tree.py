@@ -16,9 +16,9 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
 
 from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.geometry.rotations import interpolate_pose
 
 
 class TransformLookupError(WorldStereoError):
@@ -48,22 +48,13 @@ class _Edge:
             raise _OutOfRange(self.stamps[0], self.stamps[-1])
         t0, t1 = self.stamps[i - 1], self.stamps[i]
         alpha = (stamp_ns - t0) / (t1 - t0)
-        return _interpolate(self.transforms[i - 1], self.transforms[i], alpha)
+        return interpolate_pose(self.transforms[i - 1], self.transforms[i], alpha)
 
 
 class _OutOfRange(Exception):
     def __init__(self, first: int, last: int) -> None:
         super().__init__()
         self.first, self.last = first, last
-
-
-def _interpolate(T0: np.ndarray, T1: np.ndarray, alpha: float) -> np.ndarray:
-    """Linear in translation, slerp in rotation; alpha in [0, 1]."""
-    rots = Rotation.from_matrix(np.stack([T0[:3, :3], T1[:3, :3]]))
-    T = np.eye(4)
-    T[:3, :3] = Slerp([0.0, 1.0], rots)([alpha]).as_matrix()[0]
-    T[:3, 3] = (1.0 - alpha) * T0[:3, 3] + alpha * T1[:3, 3]
-    return T
 
 
 class TransformTree:

@@ -11,8 +11,15 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from worldstereo_ros.errors import ConversionError
 from worldstereo_ros.ros.conversions.image import (
-    ENCODINGS, compressed_to_numpy, depth_from_image, depth_to_image, image_to_numpy, numpy_to_image,
-    rgb_from_image, rgb_to_image)
+    ENCODINGS,
+    compressed_to_numpy,
+    depth_from_image,
+    depth_to_image,
+    image_to_numpy,
+    numpy_to_image,
+    rgb_from_image,
+    rgb_to_image,
+)
 
 
 def test_colour_orders_and_alpha():
@@ -26,13 +33,17 @@ def test_colour_orders_and_alpha():
 
 
 def test_step_padding_and_big_endian_depth():
-    mm = np.array([[1000, 2500], [0, 65535]], dtype=np.uint16)
+    mm = np.array([[1000, 2500], [0, 65534]], dtype=np.uint16)
     msg = Image(height=2, width=2, encoding="16UC1", is_bigendian=1, step=6)  # 2 bytes of padding per row
     rows = [mm[r].astype(">u2").tobytes() + b"\xff\xff" for r in range(2)]
     msg.data = b"".join(rows)
     depth = depth_from_image(msg)
-    np.testing.assert_allclose(depth, [[1.0, 2.5], [0.0, 65.535]], rtol=1e-6)
+    np.testing.assert_allclose(depth, [[1.0, 2.5], [0.0, 65.534]], rtol=1e-6)
     assert depth.dtype == np.float32
+    # issue 15: one depth convention for files and messages: 65535 is "no reading" (geometry.depth_units)
+    mm[1, 1] = 65535
+    msg.data = b"".join(mm[r].astype(">u2").tobytes() + b"\xff\xff" for r in range(2))
+    assert depth_from_image(msg)[1, 1] == 0.0
 
 
 def test_float_depth_invalid_values_become_zero():

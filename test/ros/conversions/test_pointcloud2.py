@@ -11,7 +11,13 @@ from std_msgs.msg import Header
 
 from worldstereo_ros.errors import ConversionError
 from worldstereo_ros.ros.conversions.pointcloud2 import (
-    DATATYPES, pack_rgb, pointcloud2_to_array, pointcloud2_to_xyzrgb, unpack_rgb, xyzrgb_to_pointcloud2)
+    DATATYPES,
+    pack_rgb,
+    pointcloud2_to_array,
+    pointcloud2_to_xyzrgb,
+    unpack_rgb,
+    xyzrgb_to_pointcloud2,
+)
 
 
 def test_rgb_packing_matches_pcl_byte_layout():
@@ -110,7 +116,8 @@ def test_round_trip_property(n, seed, organised):
     rng = np.random.default_rng(seed)
     xyz = rng.normal(scale=100, size=(n, 3)).astype(np.float32)
     rgb = rng.integers(0, 256, size=(n, 3), dtype=np.uint8)
-    shape = (1, n) if not organised or n == 0 else (next(d for d in (5, 3, 2, 1) if n % d == 0), n // next(d for d in (5, 3, 2, 1) if n % d == 0))
+    rows = next(d for d in (5, 3, 2, 1) if n % d == 0) if n else 1
+    shape = (1, n) if not organised or n == 0 else (rows, n // rows)
     xyz2, rgb2 = pointcloud2_to_xyzrgb(xyzrgb_to_pointcloud2(xyz, rgb, organised_shape=shape))
     assert np.array_equal(xyz2, xyz) and np.array_equal(rgb2, rgb)
     assert np.array_equal(unpack_rgb(pack_rgb(rgb)), rgb)

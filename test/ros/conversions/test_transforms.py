@@ -14,8 +14,16 @@ from scipy.spatial.transform import Rotation
 
 from worldstereo_ros.errors import ConversionError
 from worldstereo_ros.ros.conversions.transforms import (
-    make_tf_message, make_transform_stamped, matrices_to_path, matrices_to_pose_array, matrix_to_pose,
-    matrix_to_transform, path_to_matrices, pose_to_matrix, transform_to_matrix)
+    make_tf_message,
+    make_transform_stamped,
+    matrices_to_path,
+    matrices_to_pose_array,
+    matrix_to_pose,
+    matrix_to_transform,
+    path_to_matrices,
+    pose_to_matrix,
+    transform_to_matrix,
+)
 
 
 def test_quarter_turn_about_z_by_hand():

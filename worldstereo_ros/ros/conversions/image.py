@@ -13,6 +13,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
 from worldstereo_ros.errors import ConversionError
+from worldstereo_ros.geometry.depth_units import depth_m_to_units, depth_units_to_m
 
 # encoding -> (dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -86,11 +87,11 @@ def rgb_from_image(msg: Image) -> np.ndarray:
 
 
 def depth_from_image(msg: Image) -> np.ndarray:
-    """(H, W) float32 metres, 0 = unknown, from 16UC1/mono16 (mm) or 32FC1 (m)."""
+    """(H, W) float32 metres, 0 = unknown, from 16UC1/mono16 (mm; 0 and 65535 unknown) or 32FC1 (m)."""
     _check_encoding(msg.encoding, DEPTH_ENCODINGS)
     arr = image_to_numpy(msg)
     if arr.dtype == np.uint16:
-        return arr.astype(np.float32) * np.float32(0.001)
+        return depth_units_to_m(arr)
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(arr) & (arr > 0), arr, np.float32(0)).astype(np.float32)
 
@@ -125,13 +126,12 @@ def rgb_to_image(rgb: np.ndarray, header=None) -> Image:
 
 
 def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1", header=None) -> Image:
-    """Depth image from (H, W) metres (0 = unknown): 32FC1 metres or 16UC1 millimetres (saturating)."""
+    """Depth image from (H, W) metres (0 = unknown): 32FC1 metres or 16UC1 millimetres (saturating at 65534)."""
     depth_m = np.asarray(depth_m, dtype=np.float32)
     if encoding == "32FC1":
         return numpy_to_image(depth_m, encoding, header)
     if encoding == "16UC1":
-        mm = np.clip(np.nan_to_num(depth_m, nan=0.0, posinf=0.0) * 1000.0 + 0.5, 0, 65535).astype(np.uint16)
-        return numpy_to_image(mm, encoding, header)
+        return numpy_to_image(depth_m_to_units(depth_m), encoding, header)
     raise ConversionError("encoding", f"depth must be 32FC1 or 16UC1, got {encoding!r}")
 
 

@@ -114,7 +114,8 @@ def fields_dtype(fields, point_step: int, big_endian: bool) -> np.dtype:
         base = DATATYPES[f.datatype].newbyteorder(order)
         size = base.itemsize * count
         if f.offset + size > point_step:
-            raise ConversionError(f"fields[{i}]", f"{f.name!r} at offset {f.offset} + {size} bytes exceeds point_step {point_step}")
+            raise ConversionError(f"fields[{i}]", f"{f.name!r} at offset {f.offset} + {size} bytes exceeds "
+                                                 f"point_step {point_step}")
         spans.append((f.offset, f.offset + size, f.name))
         names.append(f.name)
         formats.append(base if count == 1 else (base, (count,)))

@@ -10,21 +10,21 @@ from __future__ import annotations
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped, Quaternion, Transform, TransformStamped
 from nav_msgs.msg import Path
-from scipy.spatial.transform import Rotation
 
-from worldstereo_ros.errors import ConversionError
+from worldstereo_ros.errors import ConversionError, InputError
+from worldstereo_ros.geometry.rotations import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 
 
 def _rotation_from_xyzw(q: np.ndarray, field: str) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     if not np.isfinite(q).all():
         raise ConversionError(field, "quaternion must be finite")
-    # Scale by the largest component first so huge or tiny (but valid) quaternions don't overflow.
-    peak = np.abs(q).max(axis=-1, keepdims=True)
-    if np.any(peak < 1e-12):
+    if np.any(np.abs(q).max(axis=-1) < 1e-12):
         raise ConversionError(field, "quaternion has zero norm")
-    q = q / peak
-    return Rotation.from_quat(q / np.linalg.norm(q, axis=-1, keepdims=True)).as_matrix()
+    try:
+        return quat_xyzw_to_matrix(q, field)
+    except InputError as err:
+        raise ConversionError(field, err.problem) from None
 
 
 def _check_position(p: np.ndarray, field: str) -> None:
@@ -62,7 +62,7 @@ def _check_matrix(T: np.ndarray) -> np.ndarray:
 
 
 def _quat(T: np.ndarray) -> Quaternion:
-    x, y, z, w = Rotation.from_matrix(T[:3, :3]).as_quat()
+    x, y, z, w = matrix_to_quat_xyzw(T[:3, :3])
     return Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))
 
 
@@ -121,6 +121,6 @@ def make_transform_stamped(parent: str, child: str, T_parent_child: np.ndarray, 
 
 def make_tf_message(transforms: list[TransformStamped]):
     """tf2_msgs/TFMessage holding ``transforms`` (tf2_msgs is generated at set-up where missing)."""
-    from tf2_msgs.msg import TFMessage
+    from tf2_msgs.msg import TFMessage  # here: only TF publishers need it, and older wheel sets lack it
 
     return TFMessage(transforms=list(transforms))

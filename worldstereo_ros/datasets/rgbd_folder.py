@@ -15,6 +15,11 @@ import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.depth_units import depth_m_to_units, depth_units_to_m
+from worldstereo_ros.geometry.rotations import nearest_rotation
+
+#: Largest |R R^T - I| entry of a pose file's rotation block that is still taken as a (rounded) rotation.
+ROTATION_TOLERANCE = 2e-2
 
 _FRAME = re.compile(r"frame-(\d+)\.depth\.png$")
 
@@ -31,19 +36,17 @@ class RgbdFrame:
 
 
 def nearest_rigid(T: np.ndarray, field: str = "T_world_cam") -> np.ndarray:
-    """``T`` with its rotation block replaced by the nearest rotation (SVD), bottom row [0, 0, 0, 1].
+    """``T`` with its rotation block replaced by the nearest rotation, bottom row [0, 0, 0, 1].
 
     Ground-truth files store rounded or drift-accumulated matrices (7-Scenes rotations are off
-    orthonormal by up to 2e-4), which strict consumers such as the TF conversions reject.
+    orthonormal by up to 2e-4), which strict consumers such as the TF conversions reject. Blocks farther
+    than :data:`ROTATION_TOLERANCE` from orthonormal are refused.
     """
+    T = np.asarray(T, dtype=np.float64)
     if T.shape != (4, 4) or not np.isfinite(T).all():
         raise InputError(field, f"expected a finite 4x4 matrix, got shape {T.shape}")
-    U, _, Vt = np.linalg.svd(T[:3, :3])
-    R = U @ Vt
-    if np.linalg.det(R) < 0 or np.abs(R - T[:3, :3]).max() > 1e-2:
-        raise InputError(field, "rotation block is not close to a rotation matrix")
     out = np.eye(4)
-    out[:3, :3], out[:3, 3] = R, T[:3, 3]
+    out[:3, :3], out[:3, 3] = nearest_rotation(T[:3, :3], ROTATION_TOLERANCE, field), T[:3, 3]
     return out
 
 
@@ -73,15 +76,15 @@ class RgbdFolder:
         """Frame ``index`` (the number in its file name)."""
         if index not in self.indices:
             raise InputError("index", f"frame {index} not in {self.path} ({self.indices[0]}..{self.indices[-1]})")
-        colour = next((p for p in (self._file(index, "color.jpg"), self._file(index, "color.png")) if p.is_file()), None)
+        candidates = (self._file(index, "color.jpg"), self._file(index, "color.png"))
+        colour = next((p for p in candidates if p.is_file()), None)
         if colour is None:
             raise InputError("path", f"no colour image for frame {index}")
         bgr = cv2.imread(str(colour), cv2.IMREAD_COLOR)
         depth_raw = cv2.imread(str(self._file(index, "depth.png")), cv2.IMREAD_UNCHANGED)
         if bgr is None or depth_raw is None or depth_raw.dtype != np.uint16:
             raise InputError("path", f"frame {index}: unreadable colour or non-uint16 depth")
-        # 7-Scenes marks invalid depth as 0 or 65535.
-        depth = np.where((depth_raw > 0) & (depth_raw < 65535), depth_raw * np.float32(self.depth_scale_m), 0)
+        depth = depth_units_to_m(depth_raw, self.depth_scale_m)  # 7-Scenes marks invalid depth as 0 or 65535
         pose_file = self._file(index, "pose.txt")
         T = np.loadtxt(pose_file, dtype=np.float64).reshape(4, 4) if pose_file.is_file() else np.eye(4)
         T = nearest_rigid(T, f"frame-{index:06d}.pose.txt")
@@ -94,8 +97,7 @@ def write_rgbd_frame(folder: str | Path, index: int, rgb: np.ndarray, depth_m: n
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(folder / f"frame-{index:06d}.color.png"), cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
-    mm = np.clip(np.nan_to_num(depth_m) * 1000.0 + 0.5, 0, 65534).astype(np.uint16)
-    cv2.imwrite(str(folder / f"frame-{index:06d}.depth.png"), mm)
+    cv2.imwrite(str(folder / f"frame-{index:06d}.depth.png"), depth_m_to_units(depth_m))
     np.savetxt(folder / f"frame-{index:06d}.pose.txt", np.asarray(T_world_cam, dtype=np.float64))
     if K is not None:
         np.savetxt(folder / "camera-intrinsics.txt", np.asarray(K, dtype=np.float64))

@@ -1,22 +1,17 @@
 """Middlebury stereo reader: the real Motorcycle pair (skipped when absent), error handling on tiny files."""
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from worldstereo_ros.datasets.middlebury import StereoPair, read_middlebury
+from worldstereo_ros.datasets.shared_data import shared_data_dir
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.io.middlebury import StereoPair, read_middlebury
 
 FILES = ("motorcycle_left.png", "motorcycle_right.png", "motorcycle_disp.npz")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def shared_data_dir() -> Path:
-    """The real-data folder, as in conftest.py: $WORLDSTEREO_DATA, else ``<repo>/../shared/data``."""
-    return Path(os.environ.get("WORLDSTEREO_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
 @pytest.fixture(scope="module")

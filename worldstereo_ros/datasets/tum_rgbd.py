@@ -16,11 +16,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame, nearest_rigid
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.geometry.poses import interpolate_poses, quat_xyzw_to_matrix
-from worldstereo_ros.io.rgbd_folder import RgbdFolder, RgbdFrame, nearest_rigid
+from worldstereo_ros.geometry.depth_units import depth_units_to_m
+from worldstereo_ros.geometry.rotations import interpolate_pose, quat_xyzw_to_matrix
 
 #: fx, fy, cx, cy of the Kinects of the TUM RGB-D benchmark (its "intrinsic camera parameters" page)
 FREIBURG_INTRINSICS = {
@@ -124,8 +124,7 @@ class TumSequence:
     def _interpolate(t_gt: np.ndarray, gt: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(n, 4, 4) camera-to-world poses at times ``t``, interpolated between the ground-truth samples."""
         T = np.tile(np.eye(4), (len(gt), 1, 1))
-        q = gt[:, 3:7] / np.linalg.norm(gt[:, 3:7], axis=1, keepdims=True)
-        T[:, :3, :3] = quat_xyzw_to_matrix(torch.from_numpy(q)).numpy()
+        T[:, :3, :3] = quat_xyzw_to_matrix(gt[:, 3:7], "groundtruth.txt")
         T[:, :3, 3] = gt[:, :3]
         hi = np.clip(np.searchsorted(t_gt, t, side="right"), 1, len(t_gt) - 1)
         lo = hi - 1
@@ -133,8 +132,7 @@ class TumSequence:
         alpha = np.clip((t - t_gt[lo]) / span, 0.0, 1.0)
         out = np.empty((len(t), 4, 4))
         for k in range(len(t)):
-            out[k] = interpolate_poses(torch.from_numpy(T[lo[k]]), torch.from_numpy(T[hi[k]]),
-                                       torch.tensor([alpha[k]], dtype=torch.float64))[0].numpy()
+            out[k] = interpolate_pose(T[lo[k]], T[hi[k]], float(alpha[k]))
         return out
 
     def __len__(self) -> int:
@@ -149,7 +147,7 @@ class TumSequence:
         if bgr is None or raw is None or raw.dtype != np.uint16:
             raise InputError("path", f"frame {index}: unreadable colour {self._rgb[index].name} or non-uint16 depth "
                                      f"{self._depth[index].name}")
-        depth = (raw * np.float32(self.depth_scale_m)).astype(np.float32)
+        depth = depth_units_to_m(raw, self.depth_scale_m)
         T = nearest_rigid(self._poses[index], f"groundtruth.txt at {self.timestamps[index]:.6f}")
         return RgbdFrame(index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth, T, self.K.copy())
 

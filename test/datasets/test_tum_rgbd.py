@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from worldstereo_ros.datasets.procedural_scene import build_scene, default_camera
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, write_rgbd_frame
+from worldstereo_ros.datasets.tum_rgbd import TumSequence, open_rgbd_sequence
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.poses import matrix_to_quat_xyzw
 from worldstereo_ros.geometry.trajectories import lateral
-from worldstereo_ros.io.procedural_scene import build_scene, default_camera
-from worldstereo_ros.io.rgbd_folder import RgbdFolder, write_rgbd_frame
-from worldstereo_ros.io.tum_rgbd import TumSequence, open_rgbd_sequence
 
 W, H = 64, 48
 T_START = 1305031102.0

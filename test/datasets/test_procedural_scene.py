@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from worldstereo_ros.datasets.procedural_scene import ROOM_X, build_scene, look_at, procedural_snapshot
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.io.procedural_scene import ROOM_X, build_scene, look_at, procedural_snapshot
 
 
 def test_same_seed_same_scene_other_seed_other_textures():

@@ -14,7 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from worldstereo_ros.datasets.rgbd_folder import nearest_rigid
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.geometry.depth_units import MM_IN_M, depth_units_to_m
 from worldstereo_ros.snapshot import Snapshot
 
 
@@ -67,8 +69,7 @@ def read_depth(path: str | Path, depth_scale_m: float | None = None) -> np.ndarr
         raise InputError("depth", f"{path}: not a readable image")
     if raw.ndim != 2 or raw.dtype != np.uint16:
         raise InputError("depth", f"{path}: expected a single-channel uint16 image, got {raw.shape} {raw.dtype}")
-    scale = 0.001 if depth_scale_m is None else depth_scale_m
-    return np.where((raw > 0) & (raw < 65535), raw * np.float32(scale), 0).astype(np.float32)
+    return depth_units_to_m(raw, MM_IN_M if depth_scale_m is None else depth_scale_m)
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -81,7 +82,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_pose(path: str | Path) -> np.ndarray:
-    """(4, 4) float64 camera-to-world matrix from a text file of 16 numbers."""
+    """(4, 4) float64 camera-to-world matrix from a text file of 16 numbers, its rotation block taken to the
+    nearest rotation as the dataset readers do (:func:`~worldstereo_ros.datasets.rgbd_folder.nearest_rigid`:
+    7-Scenes pose files are off orthonormal by ~2e-4)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("pose", f"no such file: {path}")
@@ -91,7 +94,7 @@ def read_pose(path: str | Path) -> np.ndarray:
         raise InputError("pose", f"{path} does not hold numbers") from exc
     if values.size != 16:
         raise InputError("pose", f"{path}: expected 16 numbers (4x4), got {values.size}")
-    return values.reshape(4, 4)
+    return nearest_rigid(values.reshape(4, 4), f"pose ({path.name})")
 
 
 def load_snapshot(rgb_path: str | Path, depth_path: str | Path, intrinsics: str | Path,

@@ -1,0 +1,86 @@
+"""The imagination node's request queue and busy policy, without rclpy (issue 15: rclpy-free modules)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from worldstereo_ros.errors import InputError
+from worldstereo_ros.ros.request_queue import ImagineRequest, RequestQueue
+
+
+def _req(name: str) -> ImagineRequest:
+    return ImagineRequest([(name, None)], 5)
+
+
+def test_requests_run_in_order_and_finish_sets_done():
+    q = RequestQueue()
+    a, b = _req("a"), _req("b")
+    assert q.submit(a, "queue", 4) == [] and q.submit(b, "queue", 4) == []
+    assert len(q) == 2 and q.busy and not q.running
+    assert q.take(0.1) is a and q.running and len(q) == 1
+    assert not a.done.is_set()
+    q.finish(a)
+    assert a.done.is_set() and not q.running
+    assert q.take(0.1) is b
+    q.finish(b)
+    assert not q.busy and q.take(0.01) is None  # nothing to do: the timeout passes
+
+
+def test_queue_policy_drops_the_oldest_waiting_request_when_full():
+    q = RequestQueue()
+    running = _req("running")
+    q.submit(running, "queue", 2)
+    assert q.take(0.1) is running
+    waiting = [_req(f"w{i}") for i in range(3)]
+    assert q.submit(waiting[0], "queue", 2) == [] and q.submit(waiting[1], "queue", 2) == []
+    dropped = q.submit(waiting[2], "queue", 2)
+    assert dropped == [waiting[0]] and waiting[0].done.is_set()
+    assert waiting[0].result == {"success": False, "message": "dropped: request queue full"}
+    assert not running.cancel.is_set()  # the running request is never touched by the queue policy
+    q.finish(running)
+    assert [q.take(0.1), q.take(0.1)] == waiting[1:]
+
+
+def test_preempt_policy_cancels_the_running_and_drops_the_waiting():
+    q = RequestQueue()
+    running, waiting, newest = _req("running"), _req("waiting"), _req("newest")
+    q.submit(running, "preempt", 4)
+    assert q.take(0.1) is running
+    q.submit(waiting, "queue", 4)
+    assert q.submit(newest, "preempt", 4) == [waiting]
+    assert running.cancel.is_set() and running.result["preempted"] is True and not running.done.is_set()
+    assert waiting.done.is_set() and waiting.result["message"] == "preempted by a newer request"
+    q.finish(running)
+    assert q.take(0.1) is newest and len(q) == 0
+
+
+def test_stop_wakes_a_waiting_worker_and_refuses_new_work():
+    q = RequestQueue()
+    got = []
+    worker = threading.Thread(target=lambda: got.append(q.take()))
+    worker.start()
+    q.stop()
+    worker.join(timeout=5.0)
+    assert not worker.is_alive() and got == [None]
+    late = _req("late")
+    assert q.submit(late, "queue", 4) == [] and late.done.is_set() and late.result["success"] is False
+
+
+def test_stop_cancels_the_running_request_and_ends_the_waiting_ones():
+    q = RequestQueue()
+    running, waiting = _req("running"), _req("waiting")
+    q.submit(running, "queue", 4)
+    q.take(0.1)
+    q.submit(waiting, "queue", 4)
+    q.stop()
+    assert running.cancel.is_set() and waiting.done.is_set() and q.take(0.1) is None
+
+
+@pytest.mark.parametrize("policy, size, match", [("fifo", 4, "busy_policy: expected one of queue, preempt"),
+                                                 ("queue", 0, "queue_size: expected an int >= 1"),
+                                                 ("queue", True, "queue_size")])
+def test_bad_policy_or_size(policy, size, match):
+    with pytest.raises(InputError, match=match):
+        RequestQueue().submit(_req("a"), policy, size)

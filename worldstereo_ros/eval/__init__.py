@@ -1,1 +1,0 @@
-"""eval layer of worldstereo_ros."""

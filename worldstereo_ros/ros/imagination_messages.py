@@ -1,0 +1,103 @@
+"""Messages in and out of the imagination node, built without rclpy (unit-tested on their own).
+
+In: a synced (image, depth, camera_info) triple becomes a validated :class:`~worldstereo_ros.snapshot.Snapshot`.
+Out: each imagined frame becomes a ``worldstereo_ros/ImaginedView``; pipeline progress and request outcomes
+become the ``imagine`` action's feedback and result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from std_msgs.msg import Header
+
+from worldstereo_ros.action import Imagine
+from worldstereo_ros.errors import InputError
+from worldstereo_ros.msg import ImaginedView
+from worldstereo_ros.pipeline import Progress
+from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
+from worldstereo_ros.ros.conversions.image import (
+    compressed_to_numpy,
+    depth_from_image,
+    depth_to_image,
+    numpy_to_image,
+    rgb_from_image,
+)
+from worldstereo_ros.ros.conversions.transforms import matrix_to_pose
+from worldstereo_ros.ros.frame_sync import SyncedFrame
+from worldstereo_ros.snapshot import Snapshot
+
+
+def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed: bool, frame_id: str) -> Snapshot:
+    """A validated Snapshot from one synced (image, depth, camera_info) triple.
+
+    Args:
+        frame: the triple; ``image`` is a sensor_msgs/Image, or a CompressedImage when ``compressed``.
+        T_world_cam: (4, 4) float64 pose of the image's optical frame in the fixed frame.
+        frame_id: the camera's optical frame name, kept in the snapshot.
+    Raises:
+        WorldStereoError (InputError / ConversionError) naming the field and the problem.
+    """
+    rgb = compressed_to_numpy(frame.image) if compressed else rgb_from_image(frame.image)
+    depth = depth_from_image(frame.depth)
+    info = camera_info_to_intrinsics(frame.camera_info)
+    if info.is_distorted:
+        raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
+                                          "(image_rect) and its camera_info")
+    if depth.shape != rgb.shape[:2]:
+        raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
+                                  f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
+    if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
+        raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
+                                        f"{rgb.shape[1]}x{rgb.shape[0]}")
+    return Snapshot.create(rgb, depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
+
+
+def imagined_view(path_id: str, index: int, count: int, rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,
+                  T_world_cam: np.ndarray, K: np.ndarray, stamp: Time, fixed_frame: str,
+                  camera_frame: str) -> ImaginedView:
+    """One imagined frame as a ``worldstereo_ros/ImaginedView``.
+
+    Args:
+        path_id, index, count: the path, the frame's index on it and the path's frame count.
+        rgb: (H, W, 3) float32 in [0, 1] (sent as rgb8, rounded). depth: (H, W) float32 metres (32FC1,
+            0 = unknown). imagined: (H, W) bool (mono8, 255 = imagined).
+        T_world_cam: (4, 4) pose of the view's optical frame in ``fixed_frame`` (the message's ``pose``).
+        K: (3, 3) intrinsics (the message's ``camera_info``).
+        stamp: the time of all headers.
+        fixed_frame: frame of the message header and of ``pose``.
+        camera_frame: frame of the images and the camera_info (the view's own optical frame when it is
+            broadcast on TF, else ``fixed_frame``).
+    """
+    cam_header = Header(stamp=stamp, frame_id=camera_frame)
+    view = ImaginedView(header=Header(stamp=stamp, frame_id=fixed_frame), path_id=path_id, index=int(index),
+                        count=int(count))
+    view.rgb = numpy_to_image(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "rgb8", cam_header)
+    view.depth = depth_to_image(np.asarray(depth, np.float32), "32FC1", cam_header)
+    view.imagined_mask = numpy_to_image(np.asarray(imagined, bool).astype(np.uint8) * 255, "mono8", cam_header)
+    view.camera_info = intrinsics_to_camera_info(K, rgb.shape[1], rgb.shape[0], cam_header)
+    view.pose = matrix_to_pose(T_world_cam)
+    view.imagined_fraction = float(np.mean(imagined))
+    return view
+
+
+def imagine_feedback(progress: Progress) -> Imagine.Feedback:
+    """The action feedback for a pipeline :class:`~worldstereo_ros.pipeline.Progress`."""
+    return Imagine.Feedback(path_id=progress.trajectory_id, path_index=progress.trajectory_index,
+                            path_count=progress.trajectory_count, frame_index=progress.frame_index,
+                            frame_count=progress.frame_count, progress=float(progress.fraction),
+                            stage=progress.stage)
+
+
+def imagine_result(outcome: Mapping) -> Imagine.Result:
+    """The action result from a request's outcome fields (absent fields: False, "", [], 0)."""
+    result = Imagine.Result()
+    result.success = bool(outcome.get("success", False))
+    result.message = str(outcome.get("message", ""))
+    result.path_ids = [str(p) for p in outcome.get("path_ids", [])]
+    result.views_published = int(outcome.get("views_published", 0))
+    result.cache_points = int(outcome.get("cache_points", 0))
+    result.elapsed_s = float(outcome.get("elapsed_s", 0.0))
+    return result
