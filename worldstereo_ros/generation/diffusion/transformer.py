@@ -172,6 +172,14 @@ class WorldStereoTransformer(WanTransformer3DModel):
         pt, ph, pw = self.config.patch_size
         tf, th, tw = f // pt, h // ph, w // pw
         memory = self.kind == "memory"
+        # Inputs follow the weights' dtype (bf16 on a GPU); fp32-kept modules upcast internally as in diffusers.
+        dtype = self.patch_embedding.weight.dtype
+        hidden_states, render_latent, render_mask = (t.to(dtype) for t in (hidden_states, render_latent, render_mask))
+        plucker = None if plucker is None else plucker.to(dtype)
+        reference_latent = None if reference_latent is None else reference_latent.to(dtype)
+        encoder_hidden_states = encoder_hidden_states.to(dtype)
+        if encoder_hidden_states_image is not None:
+            encoder_hidden_states_image = encoder_hidden_states_image.to(dtype)
 
         # 2. positions
         rotary, rotary_ref = self._rotary(tf, th, tw, ref_index if memory else None, hidden_states.device)
@@ -199,7 +207,7 @@ class WorldStereoTransformer(WanTransformer3DModel):
             context = torch.cat([context_image, context], dim=1)
 
         # 5. blocks, each branch block just before the backbone block its residual feeds
-        branch_x = self.controlnet.embed(branch_in.to(x.dtype), extra.to(x.dtype))
+        branch_x = self.controlnet.embed(branch_in, extra)
         ref_in = ref
         for i, block in enumerate(self.blocks):
             residual = None
