@@ -362,6 +362,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 }
 
 
+from worldstereo_ros.generation.diffusion.cli import COMMANDS as _DIFFUSION_COMMANDS  # noqa: E402 - light
+
+COMMANDS.update(_DIFFUSION_COMMANDS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="worldstereo-ros", description="Imagine views along robot paths (ROS 2).")
     sub = parser.add_subparsers(dest="command", required=True)

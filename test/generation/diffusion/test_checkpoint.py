@@ -121,3 +121,14 @@ def test_inspect_reads_headers_only(tmp_path):
     assert report.base_params == n_all - n_branch
     text = report.render()
     assert "worldstereo-memory: ok" in text and "bf16" in text and "offload" in text
+
+
+def test_weights_inspect_command(tmp_path, capsys):
+    from worldstereo_ros.cli import main
+
+    save_released_layout(tiny_model("memory"), _cfg(), tmp_path)
+    assert main(["weights", "inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "worldstereo-memory: ok" in out and "worldstereo-memory-dmd: missing" in out
+    assert main(["weights", "inspect", str(tmp_path / "nope")]) == 2
+    assert "model_path: not a folder" in capsys.readouterr().err
