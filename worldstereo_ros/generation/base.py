@@ -258,6 +258,7 @@ def cpu_generator(generator: torch.Generator | None, seed: int = 0) -> torch.Gen
 #: Registering a backend is one line here.
 BACKEND_PATHS: dict[str, str] = {
     "render_fill": "worldstereo_ros.generation.render_fill:RenderFillGenerator",
+    "worldstereo": "worldstereo_ros.generation.diffusion.backend:WorldStereoDiffusionGenerator",
 }
 #: Classes registered at run time (decorator) or already resolved from BACKEND_PATHS.
 _BACKENDS: dict[str, Callable[..., Generator]] = {}

@@ -19,3 +19,11 @@ def _one_thread():
 @pytest.fixture
 def parity():
     return parity_inputs()
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory):
+    """A tiny random release (memory-dmd + camera variants) in the released layout, written once per session."""
+    from worldstereo_ros.generation.diffusion.tiny import write_tiny_release
+
+    return write_tiny_release(tmp_path_factory.mktemp("ws_release"), ("memory-dmd", "camera"), nframe=5)

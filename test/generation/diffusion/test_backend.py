@@ -1,0 +1,101 @@
+"""The ``worldstereo`` backend on a tiny random release: registry, lifecycle, determinism, chunks (issue 13)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from worldstereo_ros.errors import ConfigError
+from worldstereo_ros.generation.base import GenerationCancelled, GenerationRequest, Reference, create_backend
+
+
+def _request(n: int, h: int = 30, w: int = 40, refs: bool = False, seed: int = 0) -> GenerationRequest:
+    rng = np.random.default_rng(seed)
+    K = np.array([[30.0, 0, 19.5], [0, 30, 14.5], [0, 0, 1]])
+    T = np.repeat(np.eye(4)[None], n, 0)
+    T[:, 0, 3] = np.linspace(0, 0.3, n)
+    mask = np.zeros((n, h, w), bool)
+    mask[:, :, :25] = True
+    references = [[] for _ in range(n)]
+    if refs:
+        for i in range(1, n):
+            references[i] = [Reference(rgb=rng.random((h, w, 3), dtype=np.float32), depth=np.ones((h, w), np.float32),
+                                       pointmap=np.zeros((h, w, 3), np.float32), K=K, T_world_cam=T[i], score=0.5,
+                                       keyframe_id=i % 2)]
+    return GenerationRequest(K=np.repeat(K[None], n, 0), T_world_cam=T, height=h, width=w,
+                             cond_rgb=rng.random((n, h, w, 3), dtype=np.float32),
+                             cond_depth=np.where(mask, 2.0, 0).astype(np.float32), cond_mask=mask,
+                             cond_index=np.where(mask, 1, -1), references=references, source=None)
+
+
+@pytest.fixture(scope="module")
+def dmd(tiny_release):
+    backend = create_backend("worldstereo", model_path=str(tiny_release))
+    backend.warmup()
+    yield backend
+    backend.close()
+
+
+def test_dmd_backend_is_deterministic_and_reports_progress(dmd):
+    req = _request(3, refs=True)
+    steps, frames = [], []
+    dmd.on_step = lambda s, t: steps.append((s, t))
+    out = dmd.generate(req, torch.Generator().manual_seed(0), on_frame=lambda i, *_: frames.append(i))
+    dmd.on_step = None
+    assert out.rgb.shape == (3, 30, 40, 3) and out.rgb.dtype == np.float32
+    assert 0 <= out.rgb.min() and out.rgb.max() <= 1
+    assert np.array_equal(out.imagined, ~req.cond_mask)
+    assert np.allclose(out.depth[req.cond_mask], 2.0) and (out.depth > 0).all()  # completed where not covered
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)] and frames == [0, 1, 2]
+    again = dmd.generate(req, torch.Generator().manual_seed(0))
+    assert np.array_equal(again.rgb, out.rgb)
+    other = dmd.generate(req, torch.Generator().manual_seed(1))
+    assert not np.array_equal(other.rgb, out.rgb)
+
+
+def test_long_paths_run_in_chained_chunks(dmd):
+    req = _request(7)  # nframe 5: chunks [0..4], [4..6]
+    steps, frames = [], []
+    dmd.on_step = lambda s, t: steps.append((s, t))
+    out = dmd.generate(req, torch.Generator().manual_seed(0), on_frame=lambda i, *_: frames.append(i))
+    dmd.on_step = None
+    assert frames == list(range(7)) and steps[-1] == (8, 8)
+    assert out.rgb.shape == (7, 30, 40, 3)
+
+
+def test_cancel_stops_between_steps(dmd):
+    dmd.should_cancel = lambda: True
+    try:
+        with pytest.raises(GenerationCancelled):
+            dmd.generate(_request(2), torch.Generator().manual_seed(0))
+    finally:
+        dmd.should_cancel = None
+
+
+def test_camera_variant_uses_cfg(tiny_release):
+    backend = create_backend("worldstereo", model_path=str(tiny_release), variant="camera", steps=2)
+    assert not backend.uses_references and backend.capabilities.frame_rule == "chunks:5"
+    backend.warmup()
+    calls = []
+    model = backend._parts["transformer"]
+    handle = model.register_forward_hook(lambda *a: calls.append(1))
+    out = backend.generate(_request(2), torch.Generator().manual_seed(0))
+    handle.remove()
+    assert len(calls) == 4  # 2 steps x (positive + negative prompt)
+    assert out.rgb.shape == (2, 30, 40, 3)
+    backend.close()
+    assert backend._parts is None
+
+
+def test_options_are_checked(tiny_release):
+    with pytest.raises(ConfigError, match="model_path: expected a folder"):
+        create_backend("worldstereo", model_path="/nonexistent")
+    with pytest.raises(ConfigError, match="variant: expected one of camera, memory, memory-dmd"):
+        create_backend("worldstereo", model_path=str(tiny_release), variant="big")
+    with pytest.raises(ConfigError, match="offload: .* device is cpu"):
+        create_backend("worldstereo", model_path=str(tiny_release), offload="group")
+    with pytest.raises(ConfigError, match="colour: unknown option of the worldstereo backend"):
+        create_backend("worldstereo", model_path=str(tiny_release), colour=1)
+    est = create_backend("worldstereo", model_path=str(tiny_release)).memory_estimate()
+    assert est.weights_bytes > 0 and "memory-dmd" in est.notes
