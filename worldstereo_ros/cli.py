@@ -82,6 +82,9 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--skip", default="", help="comma-separated exports to skip: frames, videos, contact_sheet, "
                                               "cache_ply, poses, colmap, mesh")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from worldstereo_ros.generation.diffusion.cli import add_backend_options
+
+    add_backend_options(p)
 
 
 def _trajectories(args: argparse.Namespace, pipeline) -> list:
@@ -133,7 +136,8 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
         return 2
     width, height = args.size if args.size else (None, None)
     config = PipelineConfig(backend=args.backend, memory=args.memory, seed=args.seed, voxel_size_m=args.voxel_size_m,
-                            width=width, height=height, device=args.device)
+                            width=width, height=height, device=args.device,
+                            backend_options=_diffusion_backend_options(args))
     t0 = time.perf_counter()
     pipeline = ImaginationPipeline(config).initialize(snapshot)
     t_init = time.perf_counter() - t0
@@ -363,6 +367,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 
 from worldstereo_ros.generation.diffusion.cli import COMMANDS as _DIFFUSION_COMMANDS  # noqa: E402 - light
+from worldstereo_ros.generation.diffusion.cli import backend_options as _diffusion_backend_options  # noqa: E402
 
 COMMANDS.update(_DIFFUSION_COMMANDS)
 

@@ -38,3 +38,26 @@ def _weights(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "weights": ("inspect released WorldStereo weights (headers and configs only)", _weights_args, _weights),
 }
+
+
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """Options of the ``worldstereo`` backend on ``imagine``/``demo`` (ignored by other backends)."""
+    g = p.add_argument_group("worldstereo backend (--backend worldstereo)")
+    g.add_argument("--model-path", default=None, help="folder with worldstereo-{camera,memory,memory-dmd}/")
+    g.add_argument("--variant", default="memory-dmd", choices=("memory-dmd", "memory", "camera"),
+                   help="released model variant (memory-dmd: 4 steps)")
+    g.add_argument("--base-model-path", default=None, help="local diffusers Wan2.1-I2V folder")
+    g.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="weights dtype (auto: bf16 on CUDA, fp32 on CPU)")
+    g.add_argument("--steps", type=int, default=None, help="denoising steps (default 4 for memory-dmd, else 40)")
+    g.add_argument("--prompt", default="", help="text prompt describing the scene")
+    g.add_argument("--offload", default="none", choices=("none", "model", "group"),
+                   help="offload weights to the CPU for GPUs smaller than the model")
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    """``backend_options`` of the pipeline config from the parsed CLI options."""
+    if getattr(args, "backend", None) != "worldstereo":
+        return {}
+    return dict(model_path=args.model_path or "", variant=args.variant, base_model_path=args.base_model_path,
+                device=args.device, dtype=args.dtype, steps=args.steps, prompt=args.prompt, offload=args.offload)
