@@ -1,8 +1,8 @@
 """``worldstereo-ros demo --backend worldstereo --model-path <tiny release>`` end to end on CPU (issue 13)."""
 
 from __future__ import annotations
-import json
 
+import json
 
 from worldstereo_ros.cli import main as cli_main
 
