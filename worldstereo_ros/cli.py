@@ -208,22 +208,34 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
 
 
 def _imagine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rgb", required=True, help="colour image (PNG/JPEG)")
-    p.add_argument("--depth", required=True, help="depth: uint16 PNG (millimetres by default) or float32 .npy metres")
+    p.add_argument("--rgb", default=None, help="colour image (PNG/JPEG)")
+    p.add_argument("--depth", default=None, help="depth: uint16 PNG (millimetres by default) or float32 .npy metres "
+                   "(omit it to estimate depth with --depth-model)")
     p.add_argument("--depth-scale", type=float, default=None,
                    help="metres per depth unit (default 0.001 for PNG, 1 for .npy)")
-    p.add_argument("--intrinsics", required=True,
+    p.add_argument("--intrinsics", default=None,
                    help="'fx,fy,cx,cy', a 3x3 text file (e.g. 7-Scenes camera-intrinsics.txt) or a file with the "
                         "four numbers")
     p.add_argument("--pose", default=None, help="4x4 camera-to-world text file (default identity)")
+    from worldstereo_ros.generation.diffusion.cli import add_depth_options
+
+    add_depth_options(p)
     _run_args(p, out_default=None)
 
 
 def _imagine(args: argparse.Namespace) -> int:
-    from worldstereo_ros.errors import WorldStereoError
+    from worldstereo_ros.errors import InputError, WorldStereoError
     from worldstereo_ros.io.snapshot_files import load_snapshot
 
     try:
+        if args.depth is None or args.panorama:  # RGB-only snapshot: depth from a local estimator
+            from worldstereo_ros.generation.diffusion.cli import rgb_only_snapshot
+
+            snapshot, note = rgb_only_snapshot(args)
+            print(note)
+            return _imagine_and_export(snapshot, args, f"{args.panorama or args.rgb} ({note})")
+        if not args.rgb or not args.intrinsics:
+            raise InputError("rgb", "--rgb, --depth and --intrinsics are required for an RGB-D snapshot")
         snapshot = load_snapshot(args.rgb, args.depth, args.intrinsics, args.pose, args.depth_scale)
         return _imagine_and_export(snapshot, args, f"{args.rgb}")
     except WorldStereoError as exc:

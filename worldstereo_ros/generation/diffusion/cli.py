@@ -61,3 +61,41 @@ def backend_options(args: argparse.Namespace) -> dict:
         return {}
     return dict(model_path=args.model_path or "", variant=args.variant, base_model_path=args.base_model_path,
                 device=args.device, dtype=args.dtype, steps=args.steps, prompt=args.prompt, offload=args.offload)
+
+
+def add_depth_options(p: argparse.ArgumentParser) -> None:
+    """``imagine`` options for snapshots without measured depth (an RGB image or an equirectangular panorama)."""
+    g = p.add_argument_group("RGB-only snapshots (no --depth)")
+    g.add_argument("--panorama", default=None, help="equirectangular panorama (width = 2 x height) instead of --rgb")
+    g.add_argument("--depth-model", default=None, help="local transformers depth-model folder (e.g. Depth Anything "
+                   "V2) used when --depth is not given")
+    g.add_argument("--camera-height-m", type=float, default=None, help="camera height above the floor, metres: gives "
+                   "the estimated depth its metric scale")
+    g.add_argument("--median-depth-m", type=float, default=None, help="typical distance of the scene, metres "
+                   "(scale when no camera height is given); without either, depth stays relative")
+
+
+def rgb_only_snapshot(args: argparse.Namespace):
+    """The snapshot of ``--rgb``/``--panorama`` with estimated depth (``--depth-model``), and a one-line note."""
+    from worldstereo_ros.errors import InputError
+    from worldstereo_ros.generation.diffusion.depth import DepthEstimator
+    from worldstereo_ros.io.snapshot_files import parse_intrinsics, read_pose, read_rgb
+    from worldstereo_ros.snapshot import Snapshot
+
+    if not args.depth_model:
+        raise InputError("depth_model", "no --depth given: pass --depth-model DIR (a local depth-estimation model)")
+    estimator = DepthEstimator(args.depth_model, getattr(args, "device", "cpu"))
+    pose = read_pose(args.pose) if args.pose else None
+    if args.panorama:
+        rgb = read_rgb(args.panorama)
+        est = estimator.estimate_panorama(rgb, args.camera_height_m, args.median_depth_m)
+        K = None
+    else:
+        if not args.intrinsics:
+            raise InputError("intrinsics", "required for a pinhole --rgb image")
+        rgb = read_rgb(args.rgb)
+        K = parse_intrinsics(args.intrinsics)
+        est = estimator.estimate(rgb, K, args.camera_height_m, args.median_depth_m)
+    estimator.close()
+    snapshot = Snapshot.create(rgb, est.depth, K, pose, depth_is_metric=est.is_metric)
+    return snapshot, f"estimated depth: {est.note}"

@@ -95,3 +95,25 @@ def write_tiny_release(path: str | Path, variants: tuple[str, ...] = ("memory-dm
     unipc_scheduler().save_pretrained(str(base / "scheduler"))
     (base / "model_index.json").write_text(json.dumps({"_class_name": "WanImageToVideoPipeline"}))
     return path
+
+
+def write_tiny_depth_model(path: str | Path, seed: int = 0) -> Path:
+    """A tiny random Depth Anything (relative) model + processor in a transformers folder (76 k parameters)."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    backbone = Dinov2Config(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32,
+                            image_size=56, patch_size=14, out_features=["stage1", "stage2", "stage3", "stage4"],
+                            reshape_hidden_states=False)
+    cfg = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[8, 16, 16, 16], fusion_hidden_size=16,
+                              head_hidden_size=8, reassemble_hidden_size=16, patch_size=14,
+                              depth_estimation_type="relative")
+    model = DepthAnythingForDepthEstimation(cfg).eval()
+    with torch.no_grad():  # a positive, image-dependent output like a trained head (ReLU of random weights)
+        model.head.conv3.bias.fill_(1.0)
+    path = Path(path)
+    model.save_pretrained(str(path))
+    DPTImageProcessor(do_resize=True, size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14,
+                      do_rescale=True, do_normalize=True, image_mean=[0.485, 0.456, 0.406],
+                      image_std=[0.229, 0.224, 0.225]).save_pretrained(str(path))
+    return path
