@@ -99,3 +99,31 @@ def test_options_are_checked(tiny_release):
         create_backend("worldstereo", model_path=str(tiny_release), colour=1)
     est = create_backend("worldstereo", model_path=str(tiny_release)).memory_estimate()
     assert est.weights_bytes > 0 and "memory-dmd" in est.notes
+
+
+def test_estimator_depth_is_aligned_and_goes_through_sim3(tiny_release, tmp_path):
+    from worldstereo_ros.generation.diffusion.tiny import write_tiny_depth_model
+    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
+
+    depth_model = write_tiny_depth_model(tmp_path / "depth")
+    with pytest.raises(ConfigError, match="depth_model_path: depth='estimator' needs"):
+        create_backend("worldstereo", model_path=str(tiny_release), depth="estimator")
+    backend = create_backend("worldstereo", model_path=str(tiny_release), depth="estimator",
+                             depth_model_path=str(depth_model))
+    req = _request(3)
+    out = backend.generate(req, torch.Generator().manual_seed(0))
+    assert not out.depth_is_metric and (out.depth > 0).all()
+    # Aligned on the covered pixels (cache depth 2 m there).
+    assert abs(np.median(out.depth[req.cond_mask]) - 2.0) < 0.5
+    snap = procedural_snapshot(40, 30)
+    pipeline = ImaginationPipeline(PipelineConfig(backend="worldstereo", memory="ggm+ssm"), backend=backend)
+    pipeline.initialize(snap)
+    poses = np.repeat(snap.T_world_cam[None], 3, 0)
+    poses[:, 0, 3] += [0.0, 0.05, 0.1]
+    calls = []
+    align = pipeline._align
+    pipeline._align = lambda *a, **k: calls.append(1) or align(*a, **k)
+    results = pipeline.run([Trajectory("t", poses)])
+    assert len(results) == 1 and calls == [1]  # the pipeline's Sim(3) alignment ran on the estimator depth
+    backend.close()

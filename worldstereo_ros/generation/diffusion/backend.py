@@ -8,6 +8,9 @@ keyframes are decoded and resized back. Frames of a chunk are final (``on_frame`
 
 Depth of generated frames: ``depth="cache"``: the cache's rendered depth where it covers the pixel and the
 ``render_fill`` geometric completion elsewhere (metric; imagined geometry is extrapolated, not learned).
+``depth="estimator"``: a monocular depth model from local weights (``depth_model_path``) run on each generated frame,
+its inverse depth fitted (scale + shift) to the cache depth on the frame's covered pixels (frames with too few covered
+pixels fall back to the cache depth); reported as not metric, so the pipeline's Sim(3) alignment refines it.
 
 Lifecycle: construction only validates options; :meth:`warmup` loads everything (once); :meth:`close` drops the
 weights and empties the CUDA cache; :meth:`memory_estimate` reads only headers.
@@ -39,7 +42,7 @@ from worldstereo_ros.generation.diffusion.config import LATENT_CHANNELS, VARIANT
 
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLOAD = ("none", "model", "group")
-DEPTH = ("cache",)
+DEPTH = ("cache", "estimator")
 
 
 def _auto_dtype(device: torch.device) -> torch.dtype:
@@ -61,7 +64,8 @@ class WorldStereoDiffusionGenerator(Generator):
         prompt: default prompt when a request has none. negative_prompt: None = the config's.
         offload: ``none``, ``model`` (each component on the device only while it runs) or ``group`` (diffusers block
             group offload of the transformer, for GPUs smaller than the model).
-        depth: ``cache`` (module doc).
+        depth: ``cache`` or ``estimator`` (module doc).
+        depth_model_path: local transformers depth-model folder for ``depth="estimator"``.
         max_references: most references per chunk (the release keeps 8).
         clip_release_scaling: feed CLIP 0-255 values as the release does (module doc of :mod:`.encoders`).
         prompt_cache_dir: folder for cached prompt embeddings (None: memory only).
@@ -74,11 +78,13 @@ class WorldStereoDiffusionGenerator(Generator):
                  device: str | torch.device = "cpu", dtype: str = "auto", steps: int | None = None,
                  guidance_scale: float = 5.0, prompt: str = "", negative_prompt: str | None = None,
                  offload: str = "none", depth: str = "cache", max_references: int = 8,
-                 clip_release_scaling: bool = True, prompt_cache_dir: str | Path | None = None, **unknown: Any) -> None:
+                 clip_release_scaling: bool = True, prompt_cache_dir: str | Path | None = None,
+                 depth_model_path: str | Path | None = None, **unknown: Any) -> None:
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown option of the worldstereo backend; valid: model_path, "
                               "variant, base_model_path, device, dtype, steps, guidance_scale, prompt, "
-                              "negative_prompt, offload, depth, max_references, clip_release_scaling, prompt_cache_dir")
+                              "negative_prompt, offload, depth, max_references, clip_release_scaling, prompt_cache_dir, "
+                              "depth_model_path")
         if not model_path or not Path(model_path).is_dir():
             raise ConfigError("model_path", f"expected a folder with worldstereo-<variant>/ (the released weights), "
                               f"got {str(model_path)!r}")
@@ -102,6 +108,10 @@ class WorldStereoDiffusionGenerator(Generator):
                               f"device is cpu")
         if depth not in DEPTH:
             raise ConfigError("depth", f"expected one of {', '.join(DEPTH)}, got {depth!r}")
+        if depth == "estimator" and not (depth_model_path and Path(depth_model_path).is_dir()):
+            raise ConfigError("depth_model_path", f"depth='estimator' needs a local depth-model folder, got "
+                              f"{depth_model_path!r}")
+        self.depth_model_path = depth_model_path
         if isinstance(max_references, bool) or not isinstance(max_references, int) or not 1 <= max_references <= 8:
             raise ConfigError("max_references", f"expected an int in [1, 8], got {max_references!r}")
         self.model_path, self.variant = Path(model_path), variant
@@ -174,6 +184,10 @@ class WorldStereoDiffusionGenerator(Generator):
                            text=PromptEncoder(base, load_device, self.prompt_cache_dir),
                            image=ImageEncoder(base, load_device, self.clip_release_scaling), report=report,
                            load_s=time.perf_counter() - t0)
+        if self.depth_mode == "estimator":
+            from worldstereo_ros.generation.diffusion.depth import DepthEstimator
+
+            self._parts["depth"] = DepthEstimator(self.depth_model_path, self.device)
 
     def close(self) -> None:
         """Drop every weight; the next warmup()/generate() reloads."""
@@ -288,11 +302,22 @@ class WorldStereoDiffusionGenerator(Generator):
                 rgb[j] = resize(frames[slot], h, w)
                 if j == 0 and request.start_rgb is not None:
                     rgb[0] = request.start_rgb  # pose 0 is a real view
+                if self.depth_mode == "estimator":
+                    depth[j] = self._estimated_depth(rgb[j], depth[j], request.cond_depth[j], request.cond_mask[j])
                 if on_frame is not None:
                     on_frame(int(j), rgb[j], depth[j], ~np.asarray(request.cond_mask[j], bool))
                 emitted = j + 1
             start = rgb[plan.requested[-1]]
         timings["generate"] = time.perf_counter() - t0 - timings["depth"]
         return GeneratedFrames(rgb=rgb, depth=depth, imagined=~np.asarray(request.cond_mask, bool),
-                               depth_is_metric=True, timings_s=timings)
+                               depth_is_metric=self.depth_mode == "cache", timings_s=timings)
+
+    def _estimated_depth(self, rgb: np.ndarray, fallback: np.ndarray, cond_depth: np.ndarray,
+                         cond_mask: np.ndarray) -> np.ndarray:
+        """Estimator depth of one frame aligned to its covered pixels, else ``fallback`` (module doc)."""
+        from worldstereo_ros.generation.diffusion.depth import align_to_covered
+
+        est, _ = self._parts["depth"].depth_up_to_scale(rgb)
+        aligned = align_to_covered(est, np.asarray(cond_depth, np.float32), np.asarray(cond_mask, bool))
+        return fallback if aligned is None else aligned
 
