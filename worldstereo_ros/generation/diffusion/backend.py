@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,35 @@ from worldstereo_ros.generation.diffusion.config import LATENT_CHANNELS, VARIANT
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLOAD = ("none", "model", "group")
 DEPTH = ("cache", "estimator")
+
+
+@dataclass
+class EncodedChunk:
+    """The model inputs of one chunk except the noisy latent.
+
+    Attributes:
+        condition: (1, 20, F, h, w) I2V mask + image latent. context / negative_context: (1, 512, text_dim).
+        image_context: (1, tokens, image_dim). kwargs: the transformer's geometry/reference inputs.
+        latent_shape: (1, 16, F, h, w).
+    """
+
+    condition: torch.Tensor
+    context: torch.Tensor
+    negative_context: torch.Tensor
+    image_context: torch.Tensor
+    kwargs: dict[str, Any]
+    latent_shape: tuple[int, ...]
+
+    def velocity(self, model: torch.nn.Module, grad: bool = False):
+        """``velocity(x, t, positive)`` of ``model`` with these conditions (the samplers' and DMD's signature)."""
+        dtype = model.patch_embedding.weight.dtype
+
+        def call(x: torch.Tensor, t: torch.Tensor, positive: bool) -> torch.Tensor:
+            with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+                return model(torch.cat([x, self.condition], dim=1).to(dtype), t,
+                             self.context if positive else self.negative_context, self.image_context, **self.kwargs)
+
+        return call
 
 
 def _auto_dtype(device: torch.device) -> torch.dtype:
@@ -214,20 +244,18 @@ class WorldStereoDiffusionGenerator(Generator):
 
         return _Ctx()
 
-    def _chunk(self, request: GenerationRequest, inputs, generator: torch.Generator, prompt: str,
-               step_offset: int, total_steps: int) -> np.ndarray:
-        """Generate one chunk; returns its keyframes (F, Hb, Wb, 3) in [0, 1]."""
+    def encode_chunk(self, inputs, prompt: str) -> "EncodedChunk":
+        """Every model input of one chunk except the noisy latent (also used by DMD distillation)."""
         from worldstereo_ros.generation.diffusion.camera import plucker_rays, target_and_reference_tokens
-        from worldstereo_ros.generation.diffusion.sampler import denoise, initial_noise
 
+        self.warmup()
         p = self._parts
-        model, vae = p["transformer"], p["vae"]
-        dev, dt = self.device, self.dtype
+        vae, dev = p["vae"], self.device
         nf = self.config.nframe
         hb, wb = inputs.render_rgb.shape[1:3]
         w2c = torch.linalg.inv(torch.as_tensor(inputs.T_world_cam, dtype=torch.float64)).float()
         K = torch.as_tensor(inputs.K, dtype=torch.float32)
-        # 1. encode renders, start image, references
+        # 1. renders, start image and references through the VAE (each frame alone)
         with self._on_device(vae.vae):
             render_latent = vae.encode_frames(inputs.render_rgb).to(dev)
             condition = vae.encode_i2v_condition(inputs.start_rgb, nf).to(dev)
@@ -235,10 +263,13 @@ class WorldStereoDiffusionGenerator(Generator):
             if self.config.is_memory:
                 ref_rgb = inputs.ref_rgb if len(inputs.ref_rgb) else inputs.start_rgb[None]
                 lat = vae.encode_frames(ref_rgb).to(dev)
+                # The I2V input layout with the clean latent in both slots and a mask of ones.
                 ref_lat = torch.cat([lat, torch.ones(1, 4, *lat.shape[2:], device=dev), lat], dim=1)
-        mask = torch.as_tensor(inputs.render_mask)[None, None].to(dev)
-        plucker = plucker_rays(K, w2c, hb, wb).to(dev) if self.config.branch.add_channels == 7 else None
-        extra: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(render_latent=render_latent,
+                                      render_mask=torch.as_tensor(inputs.render_mask)[None, None].to(dev),
+                                      plucker=plucker_rays(K, w2c, hb, wb).to(dev)
+                                      if self.config.branch.add_channels == 7 else None)
+        # 2. camera tokens of targets and references (memory variants)
         if self.config.is_memory:
             if len(inputs.ref_rgb):
                 ref_w2c = torch.linalg.inv(torch.as_tensor(inputs.ref_T_world_cam, dtype=torch.float64)).float()
@@ -246,30 +277,32 @@ class WorldStereoDiffusionGenerator(Generator):
             else:  # the start image as the only reference (the memory model needs one)
                 ref_w2c, ref_index = w2c[:1], torch.zeros(1, dtype=torch.long)
             qt, qt_ref = target_and_reference_tokens(w2c, ref_w2c)
-            extra = dict(reference_latent=ref_lat, ref_index=ref_index.to(dev), camera_qt=qt[None].to(dev),
-                         camera_qt_ref=qt_ref[None].to(dev))
-        # 2. text and image context
+            kwargs.update(reference_latent=ref_lat, ref_index=ref_index.to(dev), camera_qt=qt[None].to(dev),
+                          camera_qt_ref=qt_ref[None].to(dev))
+        # 3. text (positive and negative) and image context
+        negative = self.negative_prompt if self.negative_prompt is not None else self.config.negative_prompt
         with self._on_device(p["text"].model):
-            ctx = p["text"].encode(prompt).to(dev)
-            guidance = 1.0 if self.config.is_dmd else self.guidance_scale
-            negative = self.negative_prompt if self.negative_prompt is not None else self.config.negative_prompt
-            ctx_neg = p["text"].encode(negative).to(dev) if guidance > 1 else None
+            ctx, ctx_neg = p["text"].encode(prompt).to(dev), p["text"].encode(negative).to(dev)
         with self._on_device(p["image"].model):
             image_ctx = p["image"].encode(inputs.start_rgb).to(dev)
+        return EncodedChunk(condition=condition, context=ctx, negative_context=ctx_neg, image_context=image_ctx,
+                            kwargs=kwargs, latent_shape=(1, LATENT_CHANNELS, nf, hb // 8, wb // 8))
 
-        # 3. denoise
-        def velocity(x: torch.Tensor, t: torch.Tensor, positive: bool) -> torch.Tensor:
-            with torch.no_grad():
-                return model(torch.cat([x, condition], dim=1).to(dt), t, ctx if positive else ctx_neg, image_ctx,
-                             render_latent, mask, plucker, **extra)
+    def _chunk(self, inputs, generator: torch.Generator, prompt: str, step_offset: int,
+               total_steps: int) -> np.ndarray:
+        """Generate one chunk; returns its keyframes (F, Hb, Wb, 3) in [0, 1]."""
+        from worldstereo_ros.generation.diffusion.sampler import denoise, initial_noise
 
-        shape = (1, LATENT_CHANNELS, nf, hb // 8, wb // 8)
+        p = self._parts
+        enc = self.encode_chunk(inputs, prompt)
+        model = p["transformer"]
+        guidance = 1.0 if self.config.is_dmd else self.guidance_scale
+        velocity = enc.velocity(model)
         with self._on_device(model if self.offload == "model" else torch.nn.Identity()):
-            latents = denoise(velocity, initial_noise(shape, generator, dev), p["scheduler"], self.num_steps,
-                              guidance, self.on_step, self.should_cancel, step_offset, total_steps)
-        # 4. decode
-        with self._on_device(vae.vae):
-            return vae.decode_frames(latents)
+            latents = denoise(velocity, initial_noise(enc.latent_shape, generator, self.device), p["scheduler"],
+                              self.num_steps, guidance, self.on_step, self.should_cancel, step_offset, total_steps)
+        with self._on_device(p["vae"].vae):
+            return p["vae"].decode_frames(latents)
 
     def generate(self, request: GenerationRequest, generator: torch.Generator | None = None,
                  on_frame: FrameCallback | None = None) -> GeneratedFrames:
@@ -295,7 +328,7 @@ class WorldStereoDiffusionGenerator(Generator):
         emitted = 0
         for c, plan in enumerate(plans):
             inputs = chunk_inputs(request, plan, self.config.nframe, bucket, start, self.max_references)
-            frames = self._chunk(request, inputs, generator, prompt, c * self.num_steps, len(plans) * self.num_steps)
+            frames = self._chunk(inputs, generator, prompt, c * self.num_steps, len(plans) * self.num_steps)
             for j, slot in zip(plan.requested, plan.slots):
                 if j < emitted:
                     continue  # a chained chunk's first frame was made by the previous chunk
