@@ -99,3 +99,50 @@ def rgb_only_snapshot(args: argparse.Namespace):
     estimator.close()
     snapshot = Snapshot.create(rgb, est.depth, K, pose, depth_is_metric=est.is_metric)
     return snapshot, f"estimated depth: {est.note}"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from exc
+    return w, h
+
+
+def _distill_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-path", required=True, help="folder with the teacher worldstereo-<teacher>/")
+    p.add_argument("--out", required=True, help="where to write worldstereo-memory-dmd/")
+    p.add_argument("--teacher", default="memory", choices=("memory", "camera"), help="teacher variant")
+    p.add_argument("--base-model-path", default=None, help="local diffusers Wan2.1-I2V folder")
+    p.add_argument("--rgbd-folder", default=None, help="RGB-D folder for the training snapshot (default: the "
+                   "procedural room)")
+    p.add_argument("--frame", type=int, default=0, help="frame of --rgbd-folder")
+    p.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT of the procedural room (default 768x480)")
+    p.add_argument("--iterations", type=int, default=100, help="generator updates")
+    p.add_argument("--lr", type=float, default=1e-5, help="generator learning rate")
+    p.add_argument("--fake-lr", type=float, default=None, help="fake-score learning rate (default --lr)")
+    p.add_argument("--fake-updates", type=int, default=5, help="fake-score updates per generator update")
+    p.add_argument("--guidance-scale", type=float, default=5.0, help="teacher CFG scale of the real score")
+    p.add_argument("--prompt", default="", help="prompt of the training conditions")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from worldstereo_ros.errors import WorldStereoError
+    from worldstereo_ros.generation.diffusion.distill import distill, snapshot_from_args
+
+    try:
+        summary = distill(args.model_path, args.out, snapshot_from_args(args), args.teacher, args.base_model_path,
+                          args.iterations, args.lr, args.fake_lr, args.fake_updates, args.guidance_scale,
+                          args.prompt, args.device, args.dtype, args.seed)
+    except WorldStereoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {summary['out']} ({summary['iterations']} iterations, {summary['seconds']:.1f} s)")
+    return 0
+
+
+COMMANDS["distill"] = ("DMD-distil a WorldStereo teacher into a 4-step memory-dmd model (tiny configs on a CPU; "
+                       "the full model needs several GPUs)", _distill_args, _distill)
