@@ -250,7 +250,8 @@ def cpu_generator(generator: torch.Generator | None, seed: int = 0) -> torch.Gen
     if generator is None:
         return torch.Generator().manual_seed(seed)
     if generator.device.type != "cpu":
-        raise InputError("generator", f"expected a CPU torch.Generator (noise is drawn on the CPU), got {generator.device}")
+        raise InputError("generator", f"expected a CPU torch.Generator (noise is drawn on the CPU), got "
+                         f"{generator.device}")
     return generator
 
 

@@ -70,7 +70,6 @@ def test_cpu_generator():
 
 def test_request_checks_prompt_and_start_rgb():
     from worldstereo_ros.generation.base import GenerationRequest
-    from worldstereo_ros.snapshot import Snapshot  # noqa: F401 - the field's type
 
     n, h, w = 2, 4, 6
     req = GenerationRequest(K=np.zeros((n, 3, 3)), T_world_cam=np.zeros((n, 4, 4)), height=h, width=w,

@@ -104,7 +104,8 @@ class WorldStereoDiffusionGenerator(Generator):
     name = "worldstereo"
     uses_references = True
 
-    def __init__(self, model_path: str | Path = "", variant: str = "memory-dmd", base_model_path: str | Path | None = None,
+    def __init__(self, model_path: str | Path = "", variant: str = "memory-dmd",
+                 base_model_path: str | Path | None = None,
                  device: str | torch.device = "cpu", dtype: str = "auto", steps: int | None = None,
                  guidance_scale: float = 5.0, prompt: str = "", negative_prompt: str | None = None,
                  offload: str = "none", depth: str = "cache", max_references: int = 8,
@@ -113,7 +114,8 @@ class WorldStereoDiffusionGenerator(Generator):
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown option of the worldstereo backend; valid: model_path, "
                               "variant, base_model_path, device, dtype, steps, guidance_scale, prompt, "
-                              "negative_prompt, offload, depth, max_references, clip_release_scaling, prompt_cache_dir, "
+                              "negative_prompt, offload, depth, max_references, clip_release_scaling, "
+                              "prompt_cache_dir, "
                               "depth_model_path")
         if not model_path or not Path(model_path).is_dir():
             raise ConfigError("model_path", f"expected a folder with worldstereo-<variant>/ (the released weights), "

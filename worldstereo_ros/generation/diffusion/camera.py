@@ -20,7 +20,8 @@ def _check_poses(name: str, w2c: torch.Tensor) -> None:
         raise InputError(name, f"expected shape (F, 4, 4) with F >= 1, got {tuple(w2c.shape)}")
 
 
-def _recentre_and_scale(c2w: torch.Tensor, centre_from: torch.Tensor, camera_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _recentre_and_scale(c2w: torch.Tensor, centre_from: torch.Tensor,
+                        camera_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift camera centres by the inlier mean of ``centre_from`` and scale so the first camera is at ``camera_scale``.
 
     ``centre_from``: the (M, 4, 4) camera-to-world poses whose centres define the origin (the targets); the first

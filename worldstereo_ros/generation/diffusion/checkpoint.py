@@ -272,7 +272,8 @@ def inspect_weights(model_path: str | Path, base_model_path: str | Path | None =
         info["params_in_file"] = sum(groups.values())
         info["groups"] = {k: f"{v / 1e6:.2f} M" for k, v in sorted(groups.items())}
         b = cfg.branch
-        info["branch"] = f"dim {b.dim}, heads {b.num_heads}, ffn {b.ffn_dim}, layers {b.num_layers}, add {b.add_channels}"
+        info["branch"] = (f"dim {b.dim}, heads {b.num_heads}, ffn {b.ffn_dim}, layers {b.num_layers}, "
+                          f"add {b.add_channels}")
         if base is None:
             try:
                 base = resolve_base(model_path, cfg, base_model_path)
@@ -293,7 +294,8 @@ def inspect_weights(model_path: str | Path, base_model_path: str | Path | None =
         if extra is None:
             continue
         total = base_params + extra
-        info["total_params"] = f"{total / 1e9:.3f} B (base {base_params / 1e9:.3f} B + branch/camera {extra / 1e9:.3f} B)"
+        info["total_params"] = (f"{total / 1e9:.3f} B (base {base_params / 1e9:.3f} B + branch/camera "
+                                f"{extra / 1e9:.3f} B)")
         gb = {m: total * BYTES[m] / 1e9 + activations_gb for m in ("bf16", "fp8")}
         # Group offload keeps ~2 backbone blocks + the branch on the device; the rest streams from pinned host RAM.
         per_block = base_params / 40 if base_params else 0

@@ -108,7 +108,7 @@ def plan_chunks(n: int, nframe: int) -> list[ChunkPlan]:
     while True:
         stop = min(n, start + nframe)
         idx = np.arange(start, stop)
-        slots = np.round(np.linspace(0, nframe - 1, len(idx))).astype(np.int64) if len(idx) > 1 else np.zeros(1, np.int64)
+        slots = np.round(np.linspace(0, nframe - 1, len(idx))).astype(np.int64)  # one frame: slot 0
         plans.append(ChunkPlan(idx, slots))
         if stop >= n:
             return plans

@@ -119,8 +119,9 @@ class DepthEstimator:
                 u = K[0, 0] * local[..., 0] / z + K[0, 2]
                 v = K[1, 1] * local[..., 1] / z + K[1, 2]
             inside = (z > 1e-6) & (u >= 0) & (u <= face - 1) & (v >= 0) & (v <= face - 1)
-            sampled = cv2.remap(dist, np.where(inside, u, -1).astype(np.float32), np.where(inside, v, -1).astype(np.float32),
-                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            map_u = np.where(inside, u, -1).astype(np.float32)
+            map_v = np.where(inside, v, -1).astype(np.float32)
+            sampled = cv2.remap(dist, map_u, map_v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             per_face.append(np.where(inside, sampled, 0))
             weights.append(np.where(inside, z, 0))  # the most central face wins
         per_face, weights = np.stack(per_face), np.stack(weights)

@@ -116,7 +116,8 @@ def distill(model_path: str | Path, out: str | Path, snapshot, teacher_variant: 
         current["c"] = encoded[int(torch.randint(len(encoded), (1,), generator=rng))]
         losses.append(trainer.step())
         if (it + 1) % max(1, iterations // 10) == 0 or it == 0:
-            log(f"iteration {it + 1}/{iterations}: fake {losses[-1]['fake']:.4f} generator {losses[-1]['generator']:.4f}")
+            log(f"iteration {it + 1}/{iterations}: fake {losses[-1]['fake']:.4f} "
+                f"generator {losses[-1]['generator']:.4f}")
 
     out = Path(out)
     folder = variant_dir(out, "memory-dmd")
@@ -126,7 +127,8 @@ def distill(model_path: str | Path, out: str | Path, snapshot, teacher_variant: 
     config["base_model"] = str(base.resolve())
     config["distilled_from"] = f"worldstereo-{teacher_variant}"
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    save_file({k: v.detach().contiguous().cpu() for k, v in gen.state_dict().items()}, str(folder / "model.safetensors"))
+    save_file({k: v.detach().contiguous().cpu() for k, v in gen.state_dict().items()},
+              str(folder / "model.safetensors"))
     summary = {"iterations": iterations, "conditions": len(encoded), "seconds": time.perf_counter() - t0,
                "first_losses": losses[0], "last_losses": losses[-1], "out": str(folder)}
     (folder / "distill_summary.json").write_text(json.dumps(summary, indent=2))

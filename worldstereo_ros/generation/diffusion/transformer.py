@@ -93,7 +93,8 @@ class WorldStereoTransformer(WanTransformer3DModel):
         branch = {id(p) for p in self.controlnet.parameters()}
         return [p for p in self.parameters() if id(p) not in branch]
 
-    def _camera_tokens(self, qt: torch.Tensor | None, frames: int, tokens_per_frame: int, name: str) -> torch.Tensor | None:
+    def _camera_tokens(self, qt: torch.Tensor | None, frames: int, tokens_per_frame: int,
+                       name: str) -> torch.Tensor | None:
         if qt is None or self.camera_embedding is None:
             return None
         if qt.ndim != 3 or qt.shape[1] != frames or qt.shape[2] != self.branch_config.camera_embedding_dim:
@@ -111,7 +112,8 @@ class WorldStereoTransformer(WanTransformer3DModel):
         cos, sin = self.rope(torch.empty(1, 0, span * pt, h * ph, width * pw, device=device))
         cos = cos.reshape(span, h, width, *cos.shape[2:])
         sin = sin.reshape(span, h, width, *sin.shape[2:])
-        target = (cos[:frames, :, :w].reshape(1, -1, *cos.shape[3:]), sin[:frames, :, :w].reshape(1, -1, *sin.shape[3:]))
+        target = (cos[:frames, :, :w].reshape(1, -1, *cos.shape[3:]),
+                  sin[:frames, :, :w].reshape(1, -1, *sin.shape[3:]))
         if ref_index is None:
             return target, None
         sel = ref_index.to(cos.device) + 1
@@ -123,13 +125,15 @@ class WorldStereoTransformer(WanTransformer3DModel):
                ref_index: torch.Tensor | None) -> None:
         cfg = self.config
         if hidden_states.ndim != 5 or hidden_states.shape[1] != cfg.in_channels:
-            raise InputError("hidden_states", f"expected (B, {cfg.in_channels}, F, h, w), got {tuple(hidden_states.shape)}")
+            raise InputError("hidden_states", f"expected (B, {cfg.in_channels}, F, h, w), got "
+                             f"{tuple(hidden_states.shape)}")
         b, _, f, h, w = hidden_states.shape
         pt, ph, pw = cfg.patch_size
         if f % pt or h % ph or w % pw:
             raise InputError("hidden_states", f"F, h, w must be multiples of the patch size {tuple(cfg.patch_size)}")
         if tuple(render_latent.shape) != (b, LATENT_CHANNELS, f, h, w):
-            raise InputError("render_latent", f"expected {(b, LATENT_CHANNELS, f, h, w)}, got {tuple(render_latent.shape)}")
+            raise InputError("render_latent", f"expected {(b, LATENT_CHANNELS, f, h, w)}, got "
+                             f"{tuple(render_latent.shape)}")
         extra = 1 + (0 if plucker is None else plucker.shape[1])
         if extra != self.branch_config.add_channels:
             raise InputError("plucker", f"the branch takes {self.branch_config.add_channels} mask+ray channels, "
@@ -147,7 +151,8 @@ class WorldStereoTransformer(WanTransformer3DModel):
                 raise InputError("reference_latent", f"expected (B, {cfg.in_channels}, R, {h}, {w}), got "
                                  f"{tuple(reference_latent.shape)}")
             if tuple(ref_index.shape) != (r,) or ref_index.dtype not in (torch.int64, torch.int32):
-                raise InputError("ref_index", f"expected an integer tensor of shape ({r},), got {tuple(ref_index.shape)} "
+                raise InputError("ref_index", f"expected an integer tensor of shape ({r},), got "
+                                 f"{tuple(ref_index.shape)} "
                                  f"{ref_index.dtype}")
             if int(ref_index.min()) < 0 or int(ref_index.max()) + 1 >= cfg.rope_max_seq_len:
                 raise InputError("ref_index", f"values must lie in [0, {cfg.rope_max_seq_len - 2}], got "
