@@ -541,12 +541,15 @@ class ImaginationPipeline:
                                              min_score=cfg.min_reference_score) for i in range(n)]
         timings["retrieve"] = time.perf_counter() - t0
 
-        # 3. generate
+        # 3. generate (image-to-video backends get the real image when pose 0 is the snapshot's own view)
+        snap = self.snapshot
+        same_view = (snap.K is not None and snap.rgb.shape[:2] == (height, width) and np.allclose(K, snap.K)
+                     and np.allclose(T_world_cam[0], snap.T_world_cam, atol=1e-6))
         request = GenerationRequest(K=np.broadcast_to(K, (n, 3, 3)).copy(), T_world_cam=T_world_cam.copy(),
                                     height=height, width=width, cond_rgb=cond.rgb.cpu().numpy(),
                                     cond_depth=cond.depth.cpu().numpy(), cond_mask=cond.mask.cpu().numpy(),
                                     cond_index=cond_index, references=references, source=self.snapshot,
-                                    trajectory_id=trajectory.id)
+                                    trajectory_id=trajectory.id, start_rgb=snap.rgb if same_view else None)
         report("generate", 0)
 
         def frame_done(index: int, rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray) -> None:

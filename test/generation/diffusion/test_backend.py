@@ -127,3 +127,28 @@ def test_estimator_depth_is_aligned_and_goes_through_sim3(tiny_release, tmp_path
     results = pipeline.run([Trajectory("t", poses)])
     assert len(results) == 1 and calls == [1]  # the pipeline's Sim(3) alignment ran on the estimator depth
     backend.close()
+
+
+def test_pipeline_passes_the_snapshot_image_as_start_frame():
+    from worldstereo_ros.generation.base import GeneratedFrames, Generator
+    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
+
+    seen = []
+
+    class Spy(Generator):
+        name = "spy"
+
+        def generate(self, request, generator=None, on_frame=None):
+            seen.append(request.start_rgb)
+            return GeneratedFrames(rgb=request.cond_rgb, depth=np.where(request.cond_mask, request.cond_depth, 1.0),
+                                   imagined=~request.cond_mask)
+
+    snap = procedural_snapshot(40, 30)
+    pipeline = ImaginationPipeline(PipelineConfig(memory="ggm"), backend=Spy()).initialize(snap)
+    from_snapshot = np.repeat(snap.T_world_cam[None], 2, 0)
+    from_snapshot[1, 0, 3] += 0.05
+    elsewhere = from_snapshot.copy()
+    elsewhere[:, 1, 3] += 0.1
+    pipeline.run([Trajectory("a", from_snapshot), Trajectory("b", elsewhere)])
+    assert np.array_equal(seen[0], snap.rgb) and seen[1] is None
