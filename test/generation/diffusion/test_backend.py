@@ -152,3 +152,17 @@ def test_pipeline_passes_the_snapshot_image_as_start_frame():
     elsewhere[:, 1, 3] += 0.1
     pipeline.run([Trajectory("a", from_snapshot), Trajectory("b", elsewhere)])
     assert np.array_equal(seen[0], snap.rgb) and seen[1] is None
+
+
+def test_fp8_storage_halves_weight_bytes_and_still_runs(tiny_release, dmd):
+    backend = create_backend("worldstereo", model_path=str(tiny_release), fp8_storage=True)
+    backend.warmup()
+    model = backend._parts["transformer"]
+    stored = {p.dtype for n, p in model.named_parameters() if n.startswith("blocks.0.ffn")}
+    assert stored == {torch.float8_e4m3fn}
+    req = _request(2)
+    out = backend.generate(req, torch.Generator().manual_seed(0))
+    ref = dmd.generate(req, torch.Generator().manual_seed(0))
+    assert np.isfinite(out.rgb).all() and not np.array_equal(out.rgb, ref.rgb)
+    assert np.abs(out.rgb - ref.rgb).mean() < 0.1
+    backend.close()

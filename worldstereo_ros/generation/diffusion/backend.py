@@ -96,6 +96,8 @@ class WorldStereoDiffusionGenerator(Generator):
             group offload of the transformer, for GPUs smaller than the model).
         depth: ``cache`` or ``estimator`` (module doc).
         depth_model_path: local transformers depth-model folder for ``depth="estimator"``.
+        fp8_storage: keep the transformer's linear/conv weights in float8 (e4m3) and cast each layer to ``dtype``
+            when it runs (diffusers layerwise casting): half the bf16 weight memory, quality unmeasured.
         max_references: most references per chunk (the release keeps 8).
         clip_release_scaling: feed CLIP 0-255 values as the release does (module doc of :mod:`.encoders`).
         prompt_cache_dir: folder for cached prompt embeddings (None: memory only).
@@ -110,13 +112,12 @@ class WorldStereoDiffusionGenerator(Generator):
                  guidance_scale: float = 5.0, prompt: str = "", negative_prompt: str | None = None,
                  offload: str = "none", depth: str = "cache", max_references: int = 8,
                  clip_release_scaling: bool = True, prompt_cache_dir: str | Path | None = None,
-                 depth_model_path: str | Path | None = None, **unknown: Any) -> None:
+                 depth_model_path: str | Path | None = None, fp8_storage: bool = False, **unknown: Any) -> None:
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown option of the worldstereo backend; valid: model_path, "
                               "variant, base_model_path, device, dtype, steps, guidance_scale, prompt, "
                               "negative_prompt, offload, depth, max_references, clip_release_scaling, "
-                              "prompt_cache_dir, "
-                              "depth_model_path")
+                              "prompt_cache_dir, depth_model_path, fp8_storage")
         if not model_path or not Path(model_path).is_dir():
             raise ConfigError("model_path", f"expected a folder with worldstereo-<variant>/ (the released weights), "
                               f"got {str(model_path)!r}")
@@ -144,6 +145,9 @@ class WorldStereoDiffusionGenerator(Generator):
             raise ConfigError("depth_model_path", f"depth='estimator' needs a local depth-model folder, got "
                               f"{depth_model_path!r}")
         self.depth_model_path = depth_model_path
+        if not isinstance(fp8_storage, bool):
+            raise ConfigError("fp8_storage", f"expected a bool, got {fp8_storage!r}")
+        self.fp8_storage = fp8_storage
         if isinstance(max_references, bool) or not isinstance(max_references, int) or not 1 <= max_references <= 8:
             raise ConfigError("max_references", f"expected an int in [1, 8], got {max_references!r}")
         self.model_path, self.variant = Path(model_path), variant
@@ -200,6 +204,8 @@ class WorldStereoDiffusionGenerator(Generator):
         load_device = "cpu" if self.offload != "none" else self.device
         base = resolve_base(self.model_path, self.config, self.base_model_path)
         transformer, _, report = load_transformer(self.model_path, self.variant, base, self.dtype, load_device)
+        if self.fp8_storage:
+            transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=self.dtype)
         if self.offload == "group":
             transformer.enable_group_offload(onload_device=self.device, offload_device=torch.device("cpu"),
                                              offload_type="block_level", num_blocks_per_group=1, use_stream=True)
