@@ -41,6 +41,10 @@ class PromptEncoder:
         base = Path(base)
         self.tokenizer = AutoTokenizer.from_pretrained(str(base / "tokenizer"))
         self.model = UMT5EncoderModel.from_pretrained(str(base / "text_encoder"), torch_dtype=dtype).to(device).eval()
+        # Checkpoints store one embedding table; some transformers 5.x versions left the encoder's copy untied
+        # (random) after loading. The encoder must read the shared table.
+        if self.model.encoder.embed_tokens.weight.data_ptr() != self.model.shared.weight.data_ptr():
+            self.model.encoder.embed_tokens = self.model.shared
         self.device = torch.device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._tag = str(base.resolve())
