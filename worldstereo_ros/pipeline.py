@@ -52,7 +52,8 @@ import numpy as np
 import torch
 
 from worldstereo_ros.errors import ConfigError, InputError, WorldStereoError
-from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator, Reference
+from worldstereo_ros.generation.base import (GeneratedFrames, GenerationCancelled, GenerationRequest, Generator,
+                                              Reference)
 from worldstereo_ros.snapshot import Snapshot
 
 MEMORY_MODES = ("none", "ggm", "ggm+ssm")
@@ -561,7 +562,14 @@ class ImaginationPipeline:
 
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(cfg.seed + k)
-        frames = self.backend.generate(request, generator=generator, on_frame=frame_done)
+        if hasattr(self.backend, "on_step"):  # iterative backends: progress and cancel between denoising steps
+            # No frame is final before the last step; report the share of steps as frames so feedback moves.
+            self.backend.on_step = lambda step, total: report("generate", min(n - 1, n * step // max(total, 1)))
+            self.backend.should_cancel = should_cancel
+        try:
+            frames = self.backend.generate(request, generator=generator, on_frame=frame_done)
+        except GenerationCancelled as exc:
+            raise Cancelled(f"cancelled in trajectory {trajectory.id!r}: {exc}") from exc
         timings["generate"] = time.perf_counter() - t0
         for name, seconds in frames.timings_s.items():
             timings[f"generate.{name}"] = float(seconds)

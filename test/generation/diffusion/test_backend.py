@@ -166,3 +166,26 @@ def test_fp8_storage_halves_weight_bytes_and_still_runs(tiny_release, dmd):
     assert np.isfinite(out.rgb).all() and not np.array_equal(out.rgb, ref.rgb)
     assert np.abs(out.rgb - ref.rgb).mean() < 0.1
     backend.close()
+
+
+def test_pipeline_progress_moves_during_steps_and_cancel_stops_them(dmd):
+    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
+
+    snap = procedural_snapshot(40, 30)
+    poses = np.repeat(snap.T_world_cam[None], 4, 0)
+    poses[:, 0, 3] += [0.0, 0.03, 0.06, 0.09]
+    pipeline = ImaginationPipeline(PipelineConfig(backend="worldstereo"), backend=dmd).initialize(snap)
+    seen = []
+    pipeline.run([Trajectory("t", poses)], progress=lambda p: seen.append((p.stage, p.frame_index)))
+    during = [f for stage, f in seen if stage == "generate"]
+    assert during[:5] == [0, 1, 2, 3, 3]  # 4 denoising steps move the feedback before any frame is final
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    with pytest.raises(Cancelled, match="cancelled before denoising step"):
+        pipeline.run([Trajectory("u", poses)], should_cancel=cancel)
+    dmd.on_step = dmd.should_cancel = None
