@@ -162,7 +162,8 @@ class WorldStereoDiffusionGenerator(Generator):
         self.config = WorldStereoConfig.from_file(variant_dir(model_path, variant) / "config.json", variant)
         self.uses_references = self.config.is_memory
         self._parts: dict[str, Any] | None = None
-        #: Optional progress hooks (the node sets them): on_step(step, total) and a cancel check between steps.
+        #: Optional hooks (the pipeline sets them per trajectory): on_step(step, total) after each denoising step
+        #: and a cancel check polled before each step.
         self.on_step: StepCallback | None = None
         self.should_cancel: CancelCheck | None = None
 
@@ -171,7 +172,7 @@ class WorldStereoDiffusionGenerator(Generator):
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(frame_rule=f"chunks:{self.config.nframe}", resolution_buckets=self.config.scale_map,
-                            depth_is_metric=True, uses_prompt=True, needs_weights=True)
+                            depth_is_metric=self.depth_mode == "cache", uses_prompt=True, needs_weights=True)
 
     @property
     def num_steps(self) -> int:
@@ -182,7 +183,7 @@ class WorldStereoDiffusionGenerator(Generator):
 
         report = inspect_weights(self.model_path, self.base_model_path)
         info = report.variants[self.variant]
-        bytes_per = torch.finfo(self.dtype).bits // 8
+        bytes_per = 1 if self.fp8_storage else torch.finfo(self.dtype).bits // 8
         branch = info.get("params_in_file", 0)
         weights = (report.base_params + branch) * bytes_per
         return MemoryEstimate(weights_bytes=weights, activations_bytes=int(5e9 if report.base_params > 1e9 else 1e6),
