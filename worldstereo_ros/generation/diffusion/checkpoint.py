@@ -224,10 +224,15 @@ class Inspection:
                 if k in info:
                     lines.append("  memory estimate (transformer weights + ~5 GB activations, GB): "
                                  + ", ".join(f"{m} {v:.1f}" for m, v in info[k].items()))
-        lines.append(f"base: {self.base or 'not found'}; transformer params {self.base_params / 1e9:.3f} B "
+        lines.append(f"base: {self.base or 'not found'}; transformer params {_count(self.base_params)} "
                      f"stored as {self.base_dtypes}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def _count(n: int) -> str:
+    """A parameter count in B (billions) or, below 0.1 B, in M."""
+    return f"{n / 1e9:.3f} B" if n >= 1e8 else f"{n / 1e6:.3f} M"
 
 
 def _group(key: str) -> str:
@@ -294,8 +299,7 @@ def inspect_weights(model_path: str | Path, base_model_path: str | Path | None =
         if extra is None:
             continue
         total = base_params + extra
-        info["total_params"] = (f"{total / 1e9:.3f} B (base {base_params / 1e9:.3f} B + branch/camera "
-                                f"{extra / 1e9:.3f} B)")
+        info["total_params"] = f"{_count(total)} (base {_count(base_params)} + branch/camera {_count(extra)})"
         gb = {m: total * BYTES[m] / 1e9 + activations_gb for m in ("bf16", "fp8")}
         # Group offload keeps ~2 backbone blocks + the branch on the device; the rest streams from pinned host RAM.
         per_block = base_params / 40 if base_params else 0
