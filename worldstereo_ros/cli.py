@@ -298,6 +298,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    "fidelity stereo speed (default: all)")
     p.add_argument("--out", default="outputs/bench", help="folder for results.md, results.json, the plots "
                    "and the contact sheet")
+    from worldstereo_ros.generation.diffusion.cli import add_bench_options
+
+    add_bench_options(p)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -318,6 +321,9 @@ def _bench(args: argparse.Namespace) -> int:
         middlebury = middlebury if middlebury.is_dir() else None
     else:
         middlebury = None if args.middlebury == "none" else Path(args.middlebury)
+    from worldstereo_ros.generation.diffusion.cli import set_bench_defaults
+
+    set_bench_defaults(args)
     overrides = {"backends": args.backends}
     if args.starts:
         overrides.update(starts=args.starts, geometry_starts=len(args.starts))

@@ -261,6 +261,9 @@ BACKEND_PATHS: dict[str, str] = {
     "render_fill": "worldstereo_ros.generation.render_fill:RenderFillGenerator",
     "worldstereo": "worldstereo_ros.generation.diffusion.backend:WorldStereoDiffusionGenerator",
 }
+#: Default options per backend name, merged under the options given to :func:`create_backend` (a CLI
+#: sets them once, e.g. the weights folder, for code that creates backends by name only, like the bench).
+BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {}
 #: Classes registered at run time (decorator) or already resolved from BACKEND_PATHS.
 _BACKENDS: dict[str, Callable[..., Generator]] = {}
 
@@ -315,13 +318,21 @@ def resolve_backend(name: str) -> Callable[..., Generator]:
     return factory
 
 
+def set_backend_defaults(name: str, **options: Any) -> None:
+    """Options that every later :func:`create_backend` call for ``name`` starts from (empty: clear them)."""
+    if options:
+        BACKEND_DEFAULTS[name] = dict(options)
+    else:
+        BACKEND_DEFAULTS.pop(name, None)
+
+
 def create_backend(name: str, **options: Any) -> Generator:
-    """Instantiate the backend called ``name`` with its options.
+    """Instantiate the backend called ``name`` with its options (over :data:`BACKEND_DEFAULTS`).
 
     Raises:
         InputError: for an unknown name, listing the valid ones.
     """
-    backend = resolve_backend(name)(**options)
+    backend = resolve_backend(name)(**{**BACKEND_DEFAULTS.get(name, {}), **options})
     if not isinstance(backend, Generator):
         raise BackendError(f"backend {name!r}: factory returned {type(backend).__name__}, not a Generator")
     return backend

@@ -189,3 +189,17 @@ def test_pipeline_progress_moves_during_steps_and_cancel_stops_them(dmd):
     with pytest.raises(Cancelled, match="cancelled before denoising step"):
         pipeline.run([Trajectory("u", poses)], should_cancel=cancel)
     dmd.on_step = dmd.should_cancel = None
+
+
+def test_backends_with_the_same_settings_share_one_load(tiny_release):
+    a = create_backend("worldstereo", model_path=str(tiny_release), variant="camera")
+    b = create_backend("worldstereo", model_path=str(tiny_release), variant="camera", steps=3)
+    a.warmup()
+    b.warmup()
+    assert b._parts is a._parts
+    a.close()
+    c = create_backend("worldstereo", model_path=str(tiny_release), variant="camera")
+    c.warmup()
+    assert c._parts is not b._parts  # close() dropped the shared entry: a fresh load
+    b.close()
+    c.close()

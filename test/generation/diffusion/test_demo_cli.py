@@ -27,3 +27,17 @@ def test_bad_model_path_is_reported(tmp_path, capsys):
     code = cli_main(args)
     assert code != 0
     assert "model_path" in capsys.readouterr().err
+
+
+def test_bench_speed_section_with_the_worldstereo_backend(tiny_release, redkitchen_dir, tmp_path, capsys,
+                                                          monkeypatch):
+    from worldstereo_ros.generation import base
+
+    monkeypatch.setattr(base, "BACKEND_DEFAULTS", {})
+    out = tmp_path / "bench"
+    args = ["bench", "--quick", "--sections", "speed", "--backends", "worldstereo", "--model-path", str(tiny_release),
+            "--data", str(redkitchen_dir), "--middlebury", "none", "--out", str(out)]
+    assert cli_main(args) == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    rows = results["speed"]
+    assert [r["backend"] for r in rows] == ["worldstereo"] and rows[0]["views"] > 0

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from ws_tiny import shared_panorama
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.generation.diffusion.depth import (
@@ -77,10 +78,10 @@ def test_cube_faces_cover_the_sphere_and_chain_scales():
 def test_panorama_depth_is_one_scale(tiny_depth):
     import cv2
 
-    pano = cv2.cvtColor(cv2.imread("/work/shared/data/panorama/examplepano.jpg"), cv2.COLOR_BGR2RGB) \
-        if __import__("os").path.exists("/work/shared/data/panorama/examplepano.jpg") else None
-    if pano is None:
-        pytest.skip("shared panorama not present")
+    path = shared_panorama()
+    if path is None:
+        pytest.skip("shared panorama not present (set WORLDSTEREO_DATA)")
+    pano = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     pano = cv2.resize(pano, (128, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     est = DepthEstimator(tiny_depth).estimate_panorama(pano, median_depth_m=3.0)
     assert est.is_metric and est.depth.shape == (64, 128)
@@ -114,11 +115,11 @@ def test_imagine_rgb_only_and_panorama(tiny_depth, tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["cache_points"] > 0
     assert main(args[:3] + ["--trajectories", "left:0.2", "--out", str(tmp_path / "o2")]) == 2
     assert "depth_model: no --depth given" in capsys.readouterr().err
-    pano = "/work/shared/data/panorama/examplepano.jpg"
-    if not __import__("os").path.exists(pano):
-        pytest.skip("shared panorama not present")
+    pano = shared_panorama()
+    if pano is None:
+        pytest.skip("shared panorama not present (set WORLDSTEREO_DATA)")
     small = tmp_path / "pano.jpg"
-    cv2.imwrite(str(small), cv2.resize(cv2.imread(pano), (256, 128), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(pano)), (256, 128), interpolation=cv2.INTER_AREA))
     args = ["imagine", "--panorama", str(small), "--depth-model", str(tiny_depth), "--trajectories", "left:0.2",
             "--frames", "2", "--size", "64x48", "--no-progress", "--skip", "videos,mesh,colmap",
             "--out", str(tmp_path / "pano_out")]

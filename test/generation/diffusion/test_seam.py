@@ -84,3 +84,12 @@ def test_request_checks_prompt_and_start_rgb():
         req.check()
     req.prompt = "a kitchen"
     req.check()
+
+
+def test_backend_defaults_are_merged_under_options(monkeypatch):
+    monkeypatch.setattr(base, "BACKEND_DEFAULTS", {})
+    base.set_backend_defaults("render_fill", smooth_px=2.0, ssm=False)
+    b = create_backend("render_fill", ssm=True)
+    assert b.smooth_px == 2.0 and b.ssm is True
+    base.set_backend_defaults("render_fill")
+    assert create_backend("render_fill").smooth_px == 8.0

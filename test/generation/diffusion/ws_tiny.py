@@ -44,3 +44,13 @@ def tiny_model(kind: str = "memory", seed: int = 0):
 
     torch.manual_seed(seed)
     return WorldStereoTransformer(tiny_branch(kind == "memory"), kind=kind, **tiny_backbone_kwargs()).eval()
+
+
+def shared_panorama():
+    """The shared example panorama ($WORLDSTEREO_DATA or <repo>/../shared/data), or None when absent."""
+    import os
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    path = Path(os.environ.get("WORLDSTEREO_DATA", repo.parent / "shared" / "data")) / "panorama" / "examplepano.jpg"
+    return path if path.is_file() else None

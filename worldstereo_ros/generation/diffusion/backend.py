@@ -75,6 +75,11 @@ class EncodedChunk:
         return call
 
 
+#: Loaded weights shared by backends with the same load settings (a run that builds several pipelines, like the
+#: bench, loads the model once). Entries leave with close().
+_LOADED: dict[tuple, dict[str, Any]] = {}
+
+
 def _auto_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -190,9 +195,17 @@ class WorldStereoDiffusionGenerator(Generator):
                               notes=f"{self.variant}, {self.dtype}, offload {self.offload}; transformer only "
                                     f"(text encoder/CLIP/VAE extra; docs/gpu-sizing.md)")
 
+    def _load_key(self) -> tuple:
+        return (str(self.model_path.resolve()), self.variant, str(self.base_model_path), str(self.device),
+                str(self.dtype), self.offload, self.fp8_storage, self.depth_mode, str(self.depth_model_path),
+                self.clip_release_scaling, str(self.prompt_cache_dir))
+
     def warmup(self) -> None:
-        """Load the transformer, VAE and encoders once (idempotent)."""
+        """Load the transformer, VAE and encoders once (idempotent; shared with backends of the same settings)."""
         if self._parts is not None:
+            return
+        if self._load_key() in _LOADED:
+            self._parts = _LOADED[self._load_key()]
             return
         from diffusers import AutoencoderKLWan
 
@@ -227,9 +240,11 @@ class WorldStereoDiffusionGenerator(Generator):
             from worldstereo_ros.generation.diffusion.depth import DepthEstimator
 
             self._parts["depth"] = DepthEstimator(self.depth_model_path, self.device)
+        _LOADED[self._load_key()] = self._parts
 
     def close(self) -> None:
-        """Drop every weight; the next warmup()/generate() reloads."""
+        """Drop every weight (also for backends sharing them); the next warmup()/generate() reloads."""
+        _LOADED.pop(self._load_key(), None)
         self._parts = None
         gc.collect()
         if self.device.type == "cuda" and torch.cuda.is_available():

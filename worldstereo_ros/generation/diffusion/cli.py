@@ -59,8 +59,27 @@ def backend_options(args: argparse.Namespace) -> dict:
     """``backend_options`` of the pipeline config from the parsed CLI options."""
     if getattr(args, "backend", None) != "worldstereo":
         return {}
+    return _options(args)
+
+
+def _options(args: argparse.Namespace) -> dict:
     return dict(model_path=args.model_path or "", variant=args.variant, base_model_path=args.base_model_path,
-                device=args.device, dtype=args.dtype, steps=args.steps, prompt=args.prompt, offload=args.offload)
+                device=getattr(args, "device", "cpu"), dtype=args.dtype, steps=args.steps, prompt=args.prompt,
+                offload=args.offload)
+
+
+def add_bench_options(p: argparse.ArgumentParser) -> None:
+    """``bench`` options of the worldstereo backend (used when ``--backends`` names it)."""
+    add_backend_options(p)
+    p.add_argument("--device", default="cpu", help="torch device of the worldstereo backend")
+
+
+def set_bench_defaults(args: argparse.Namespace) -> None:
+    """Make ``--model-path`` & co. the worldstereo backend's defaults (the bench creates backends by name)."""
+    from worldstereo_ros.generation.base import set_backend_defaults
+
+    if "worldstereo" in (getattr(args, "backends", None) or []):
+        set_backend_defaults("worldstereo", **_options(args))
 
 
 def add_depth_options(p: argparse.ArgumentParser) -> None:
