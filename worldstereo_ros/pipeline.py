@@ -570,6 +570,9 @@ class ImaginationPipeline:
             frames = self.backend.generate(request, generator=generator, on_frame=frame_done)
         except GenerationCancelled as exc:
             raise Cancelled(f"cancelled in trajectory {trajectory.id!r}: {exc}") from exc
+        finally:
+            if hasattr(self.backend, "on_step"):  # no stale hooks of this run on a shared backend
+                self.backend.on_step = self.backend.should_cancel = None
         timings["generate"] = time.perf_counter() - t0
         for name, seconds in frames.timings_s.items():
             timings[f"generate.{name}"] = float(seconds)

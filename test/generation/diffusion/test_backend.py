@@ -188,7 +188,7 @@ def test_pipeline_progress_moves_during_steps_and_cancel_stops_them(dmd):
 
     with pytest.raises(Cancelled, match="cancelled before denoising step"):
         pipeline.run([Trajectory("u", poses)], should_cancel=cancel)
-    dmd.on_step = dmd.should_cancel = None
+    assert dmd.on_step is None and dmd.should_cancel is None  # the pipeline removed its hooks
 
 
 def test_backends_with_the_same_settings_share_one_load(tiny_release):
