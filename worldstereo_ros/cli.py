@@ -95,6 +95,9 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--skip", default="", help="comma-separated exports to skip: frames, videos, contact_sheet, "
                                               "cache_ply, poses, colmap, mesh")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from worldstereo_ros.generation.diffusion.cli import add_backend_options
+
+    add_backend_options(p)
 
 
 def _trajectories(args: argparse.Namespace, pipeline) -> list:
@@ -147,7 +150,8 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
         return 2
     width, height = args.size if args.size else (None, None)
     config = PipelineConfig(backend=args.backend, memory=args.memory, seed=args.seed, voxel_size_m=args.voxel_size_m,
-                            width=width, height=height, device=args.device)
+                            width=width, height=height, device=args.device,
+                            backend_options=_diffusion_backend_options(args))
     t0 = time.perf_counter()
     pipeline = ImaginationPipeline(config).initialize(snapshot)
     t_init = time.perf_counter() - t0
@@ -219,22 +223,35 @@ def _imagine_and_export(snapshot, args: argparse.Namespace, source: str) -> int:
 
 
 def _imagine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rgb", required=True, help="colour image (PNG/JPEG)")
-    p.add_argument("--depth", required=True, help="depth: uint16 PNG (millimetres by default) or float32 .npy metres")
+    p.add_argument("--rgb", default=None, help="colour image (PNG/JPEG)")
+    p.add_argument("--depth", default=None, help="depth: uint16 PNG (millimetres by default) or float32 .npy metres "
+                   "(omit it to estimate depth with --depth-model)")
     p.add_argument("--depth-scale", type=float, default=None,
                    help="metres per depth unit (default 0.001 for PNG, 1 for .npy)")
-    p.add_argument("--intrinsics", required=True,
+    p.add_argument("--intrinsics", default=None,
                    help="'fx,fy,cx,cy', a 3x3 text file (e.g. 7-Scenes camera-intrinsics.txt) or a file with the "
                         "four numbers")
     p.add_argument("--pose", default=None, help="4x4 camera-to-world text file (default identity)")
+    from worldstereo_ros.generation.diffusion.cli import add_depth_options
+
+    add_depth_options(p)
     _run_args(p, out_default=None)
 
 
 def _imagine(args: argparse.Namespace) -> int:
     # lazy: keeps --help and the other commands fast (module doc)
     from worldstereo_ros.datasets.snapshot_files import load_snapshot
+    from worldstereo_ros.errors import InputError
 
     try:
+        if args.depth is None or args.panorama:  # RGB-only snapshot: depth from a local estimator
+            from worldstereo_ros.generation.diffusion.cli import rgb_only_snapshot
+
+            snapshot, note = rgb_only_snapshot(args)
+            print(note)
+            return _imagine_and_export(snapshot, args, f"{args.panorama or args.rgb} ({note})")
+        if not args.rgb or not args.intrinsics:
+            raise InputError("rgb", "--rgb, --depth and --intrinsics are required for an RGB-D snapshot")
         snapshot = load_snapshot(args.rgb, args.depth, args.intrinsics, args.pose, args.depth_scale)
         return _imagine_and_export(snapshot, args, f"{args.rgb}")
     except WorldStereoError as exc:
@@ -289,6 +306,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    "fidelity stereo speed (default: all)")
     p.add_argument("--out", default="outputs/bench", help="folder for results.md, results.json, the plots "
                    "and the contact sheet")
+    from worldstereo_ros.generation.diffusion.cli import add_bench_options
+
+    add_bench_options(p)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -306,6 +326,9 @@ def _bench(args: argparse.Namespace) -> int:
         middlebury = middlebury if middlebury.is_dir() else None
     else:
         middlebury = None if args.middlebury == "none" else Path(args.middlebury)
+    from worldstereo_ros.generation.diffusion.cli import set_bench_defaults
+
+    set_bench_defaults(args)
     overrides = {"backends": args.backends}
     if args.starts:
         overrides.update(starts=args.starts, geometry_starts=len(args.starts))
@@ -369,6 +392,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "launch": ("run one of the package's launch files without the ROS 2 launch package (ros2 launch where it is "
                "installed)", _launch_args, _launch),
 }
+
+
+from worldstereo_ros.generation.diffusion.cli import COMMANDS as _DIFFUSION_COMMANDS  # noqa: E402 - light
+from worldstereo_ros.generation.diffusion.cli import backend_options as _diffusion_backend_options  # noqa: E402
+
+COMMANDS.update(_DIFFUSION_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

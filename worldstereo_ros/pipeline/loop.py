@@ -54,7 +54,13 @@ import numpy as np
 import torch
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator, create_backend
+from worldstereo_ros.generation.base import (
+    GeneratedFrames,
+    GenerationCancelled,
+    GenerationRequest,
+    Generator,
+    create_backend,
+)
 from worldstereo_ros.geometry.align import robust_umeyama
 from worldstereo_ros.geometry.cameras import PinholeCamera
 from worldstereo_ros.geometry.projection import backproject_depth, depth_to_points
@@ -233,12 +239,15 @@ class ImaginationPipeline:
                                              min_score=cfg.min_reference_score) for i in range(n)]
         timings["retrieve"] = time.perf_counter() - t0
 
-        # 3. generate
+        # 3. generate (image-to-video backends get the real image when pose 0 is the snapshot's own view)
+        snap = self.snapshot
+        same_view = (snap.K is not None and snap.rgb.shape[:2] == (height, width) and np.allclose(K, snap.K)
+                     and np.allclose(T_world_cam[0], snap.T_world_cam, atol=1e-6))
         request = GenerationRequest(K=np.broadcast_to(K, (n, 3, 3)).copy(), T_world_cam=T_world_cam.copy(),
                                     height=height, width=width, cond_rgb=cond.rgb.cpu().numpy(),
                                     cond_depth=cond.depth.cpu().numpy(), cond_mask=cond.mask.cpu().numpy(),
                                     cond_index=cond_index, references=references, source=self.snapshot,
-                                    trajectory_id=trajectory.id)
+                                    trajectory_id=trajectory.id, start_rgb=snap.rgb if same_view else None)
         report("generate", 0)
 
         def frame_done(index: int, rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray) -> None:
@@ -250,7 +259,17 @@ class ImaginationPipeline:
 
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(cfg.seed + k)
-        frames = self.backend.generate(request, generator=generator, on_frame=frame_done)
+        if hasattr(self.backend, "on_step"):  # iterative backends: progress and cancel between denoising steps
+            # No frame is final before the last step; report the share of steps as frames so feedback moves.
+            self.backend.on_step = lambda step, total: report("generate", min(n - 1, n * step // max(total, 1)))
+            self.backend.should_cancel = should_cancel
+        try:
+            frames = self.backend.generate(request, generator=generator, on_frame=frame_done)
+        except GenerationCancelled as exc:
+            raise Cancelled(f"cancelled in trajectory {trajectory.id!r}: {exc}") from exc
+        finally:
+            if hasattr(self.backend, "on_step"):  # no stale hooks of this run on a shared backend
+                self.backend.on_step = self.backend.should_cancel = None
         timings["generate"] = time.perf_counter() - t0
         for name, seconds in frames.timings_s.items():
             timings[f"generate.{name}"] = float(seconds)

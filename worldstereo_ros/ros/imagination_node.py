@@ -77,6 +77,7 @@ class ImaginationNode(Node):
         self.tf_out = TfBroadcaster(self)
         self.sync = FrameSynchronizer(int(self.p["sync_tolerance_s"] * 1e9))
         self._pipeline = None
+        self._backend = None  # one generator instance for the warm-up and every request (see _shared_backend)
         self._snapshot = None
         self._cache_version = 0
         self._published_version = -1
@@ -237,7 +238,23 @@ class ImaginationNode(Node):
                                 device=p["device"])
         if self._pipeline is not None and self._pipeline.config == config:
             return self._pipeline
-        return ImaginationPipeline(config)
+        return ImaginationPipeline(config, backend=self._shared_backend())
+
+    def _shared_backend(self):
+        """The node's one generator backend: a heavy model is loaded once, by the warm-up, and reused."""
+        if self._backend is None:
+            from worldstereo_ros.generation.base import create_backend
+
+            p = self.p
+            options = {}
+            if p["backend"] == "worldstereo":
+                options = dict(model_path=p["model_path"], variant=p["variant"], device=p["device"],
+                               base_model_path=p["base_model_path"] or None, dtype=p["dtype"],
+                               steps=p["steps"] or None, prompt=p["prompt"], offload=p["offload"])
+            self._backend = create_backend(p["backend"], **options)
+        if hasattr(self._backend, "prompt"):
+            self._backend.prompt = self.p["prompt"]  # prompt is the one backend parameter that may change live
+        return self._backend
 
     # ------------------------------------------------------------------ worker
     def _warm_up(self) -> None:
@@ -248,9 +265,13 @@ class ImaginationNode(Node):
             rgb = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
             snapshot = Snapshot.create(rgb, np.full((24, 32), 2.0, np.float32), K)
             config = PipelineConfig(backend=self.p["backend"], memory=self.p["memory"], device=self.p["device"])
+            backend = self._shared_backend()
+            backend.warmup()
+            if backend.capabilities.needs_weights:
+                return  # loading is the warm-up; a synthetic trajectory would cost a whole generation
             poses = np.repeat(np.eye(4)[None], 3, axis=0)
             poses[:, 0, 3] = [0.0, 0.05, 0.1]
-            ImaginationPipeline(config).initialize(snapshot).run([Trajectory("warm_up", poses)])
+            ImaginationPipeline(config, backend=backend).initialize(snapshot).run([Trajectory("warm_up", poses)])
         except Exception as err:  # a failed warm-up only costs time later; the request reports real errors
             self.get_logger().warn(f"warm-up failed: {type(err).__name__}: {err}")
 
@@ -404,6 +425,8 @@ class ImaginationNode(Node):
         self._requests.stop()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
+        if self._backend is not None:
+            self._backend.close()  # frees a heavy backend's device memory
         if self._action is not None:
             self._action.destroy()
         return super().destroy_node()

@@ -52,8 +52,21 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("camera_frame", "", "Camera optical frame; empty = the image's header.frame_id."),
     ParamSpec("snapshot_frame", "worldstereo_snapshot", "TF frame published at the snapshot camera pose "
               "(child of fixed_frame)."),
-    ParamSpec("backend", "render_fill", "Generator backend.", choices=("render_fill",), read_only=True),
+    ParamSpec("backend", "render_fill", "Generator backend.", choices=("render_fill", "worldstereo"),
+              read_only=True),
     ParamSpec("model_path", "", "Local folder with model weights (diffusion backends); unused by render_fill.",
+              read_only=True),
+    ParamSpec("variant", "memory-dmd", "WorldStereo model variant (worldstereo backend); memory-dmd samples in 4 "
+              "steps.", choices=("memory-dmd", "memory", "camera"), read_only=True),
+    ParamSpec("base_model_path", "", "Local diffusers Wan2.1-I2V folder; empty = <model_path>/<base model name>.",
+              read_only=True),
+    ParamSpec("dtype", "auto", "Weights dtype of the worldstereo backend; auto = bf16 on CUDA, fp32 on CPU.",
+              choices=("auto", "float32", "bfloat16", "float16"), read_only=True),
+    ParamSpec("steps", 0, "Denoising steps of the worldstereo backend; 0 = the variant's (4 DMD, 40 otherwise).",
+              "steps", 0, 1000, read_only=True),
+    ParamSpec("prompt", "", "Text prompt describing the scene (worldstereo backend)."),
+    ParamSpec("offload", "none", "Weights offload of the worldstereo backend for GPUs smaller than the model: "
+              "none, model (per component), group (per transformer block).", choices=("none", "model", "group"),
               read_only=True),
     ParamSpec("device", "cpu", "Torch device for the pipeline (cpu, cuda, cuda:1, ...).", read_only=True),
     ParamSpec("memory", "ggm+ssm", "Memories used across paths: none, ggm (global cache), ggm+ssm "
