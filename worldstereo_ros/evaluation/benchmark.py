@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import contextlib
+import math
 import platform
 
 import numpy as np
@@ -498,11 +499,16 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
 
 def without_timings(results: dict) -> dict:
     """The JSON of a run without the fields that measure time or memory (for reproducibility checks)."""
+    def plain(v):  # NaN != NaN: compare it as text
+        if isinstance(v, float) and math.isnan(v):
+            return "nan"
+        return [plain(x) for x in v] if isinstance(v, list) else v
+
     out = {}
     for section, rows in results.items():
         if section in ("speed", "seconds", "config", "fill_skipped"):
             continue
-        out[section] = [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+        out[section] = [{k: plain(v) for k, v in row.items() if k != "seconds"} for row in rows]
     return out
 
 

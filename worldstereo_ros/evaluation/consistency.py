@@ -70,7 +70,7 @@ class ConsistencyRow:
         checks: the check poses' names.
         psnr_a_db, psnr_b_db: per check pose, route A's / B's view against the truth, dB.
         ssim_a, ssim_b: the same as SSIM.
-        agreement_db: per check pose, PSNR between A's and B's views (nan for the baseline, which has one).
+        agreement_db: per check pose, PSNR between A's and B's views (None for the baseline: one view).
         accuracy_db: mean of ``psnr_a_db`` and ``psnr_b_db``. mean_agreement_db: mean of ``agreement_db``.
         imagined_fraction: share of the check views' pixels that were imagined (the cache did not give).
         seconds: time of the run.
@@ -82,9 +82,9 @@ class ConsistencyRow:
     psnr_b_db: list[float]
     ssim_a: list[float]
     ssim_b: list[float]
-    agreement_db: list[float] = field(default_factory=list)
+    agreement_db: list[float | None] = field(default_factory=list)
     accuracy_db: float = float("nan")
-    mean_agreement_db: float = float("nan")
+    mean_agreement_db: float | None = None
     imagined_fraction: float = float("nan")
     seconds: float = 0.0
 
@@ -226,7 +226,7 @@ def baseline_row(snapshot: Snapshot, checks: list[CheckPose]) -> ConsistencyRow:
         row.psnr_b_db.append(p)
         row.ssim_a.append(s)
         row.ssim_b.append(s)
-        row.agreement_db.append(float("nan"))
+        row.agreement_db.append(None)
         holes.append(hole.mean())
     row.accuracy_db = float(np.mean(row.psnr_a_db))
     row.imagined_fraction = float(np.mean(holes))
