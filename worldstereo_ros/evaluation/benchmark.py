@@ -441,13 +441,13 @@ def speed(backends: list[str], frames: int, size: tuple[int, int], seed: int, re
 
 
 def resolve_starts(config: BenchConfig, indices) -> list[int]:
-    """The start frames: ``config.starts``, or the range's first frame (and, when ``geometry_starts`` > 1, the
-    one 40 frames later). Raises InputError for a start outside the data or the frame range."""
+    """The start frames: ``config.starts``, or the range's first frame (and, when ``geometry_starts`` > 1 and
+    the range holds it, the one 40 frames later). Raises InputError for a start outside the data or the range."""
     available = set(indices)
     lo, hi = config.frames if config.frames is not None else (min(available), max(available))
     starts = config.starts
     if starts is None:
-        starts = [lo] if config.geometry_starts < 2 else [lo, lo + 40]
+        starts = [lo] + ([lo + 40] if config.geometry_starts > 1 and lo + 40 in available and lo + 40 <= hi else [])
     bad = [s for s in starts if s not in available or not lo <= s <= hi]
     if bad:
         raise InputError("starts", f"{bad} not in the data or outside the frame range {lo}-{hi}")
