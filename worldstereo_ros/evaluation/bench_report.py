@@ -161,6 +161,15 @@ def markdown(results: BenchResults | dict) -> str:
             ["backend", "views", "size", "total", "views/s", "peak RSS", *_STAGES],
             [[r["backend"], str(r["views"]), r["size"], f"{_f(r['total_s'])} s", _f(r["fps"], 1),
               f"{_f(r['peak_rss_mb'], 0)} MiB", *[_f(r.get(f"{s}_s")) for s in _STAGES]] for r in res["speed"]]))
+    env = res.get("config", {}).get("environment")
+    if env:
+        cfg = res["config"]
+        frames = "all frames" if cfg.get("frames") is None else f"frames {cfg['frames'][0]}-{cfg['frames'][1]}"
+        parts.append(f"Run: {frames}, starts {cfg.get('starts')}; commit {env.get('commit')}"
+                     f"{' with uncommitted changes' if env.get('uncommitted_changes') else ''}; "
+                     + ", ".join(f"{k} {env[k]}" for k in ("python", "numpy", "torch", "opencv", "open3d",
+                                                            "scikit_image", "threads") if k in env)
+                     + f"; data sha256 {str(env.get('data_sha256'))[:16]}")
     return "\n\n".join(parts) + "\n"
 
 

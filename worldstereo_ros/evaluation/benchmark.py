@@ -114,7 +114,34 @@ def environment() -> dict:
 
     return dict(python=platform.python_version(), numpy=np.__version__, torch=torch.__version__,
                 opencv=cv2.__version__, open3d=open3d.__version__, scikit_image=skimage.__version__,
-                threads=BENCH_THREADS)
+                threads=BENCH_THREADS, **_checkout())
+
+
+def _checkout() -> dict:
+    """The commit of the checkout the code runs from and whether tracked files differ from it."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return dict(commit=None, uncommitted_changes=None)
+    return dict(commit=commit, uncommitted_changes=bool(dirty))
+
+
+def data_fingerprint(folder: Path) -> str:
+    """SHA-256 over the names and bytes of every file under ``folder`` (sorted): two machines that disagree
+    on a deterministic number first compare this, the versions and the commit."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def parse_frames(text: str | None) -> tuple[int, int] | None:
@@ -249,7 +276,8 @@ def plain_cache_render(first: RgbdFrame, T_world_cam: np.ndarray, seed: int) -> 
 
 
 def geometry_and_camera(folder: RgbdFolder | TumSequence, start: int, span: int, step: int, backends: list[str], seed: int,
-                        results: BenchResults, depth_max_m: float = 6.0, frames_range: tuple[int, int] | None = None) -> None:
+                        results: BenchResults, depth_max_m: float = 6.0,
+                        frames_range: tuple[int, int] | None = None) -> None:
     """The geometry rows (floor + one per backend) and camera rows of one start frame (frames in
     ``frames_range`` only)."""
     from worldstereo_ros.geometry.projection import depth_to_points
@@ -470,7 +498,7 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
     starts = resolve_starts(config, folder.indices)
     cfg = asdict(config)
     cfg.update(data=str(config.data), middlebury=None if config.middlebury is None else str(config.middlebury),
-               starts=starts, environment=environment())
+               starts=starts, environment=dict(environment(), data_sha256=data_fingerprint(config.data)))
     results = BenchResults(config=cfg)
     t0 = time.perf_counter()
     geometry_starts = starts[:config.geometry_starts]
