@@ -375,7 +375,7 @@ def fill_backends(names: list[str]) -> tuple[dict, list[dict]]:
     for name in dict.fromkeys([*available_backends(), *names]):
         try:
             backends[name] = create_backend(name)
-        except (WorldStereoError, ImportError, OSError, RuntimeError) as exc:
+        except (WorldStereoError, ImportError, OSError, RuntimeError, ValueError) as exc:
             skipped.append(dict(method=name, reason=f"{type(exc).__name__}: {exc}"))
     return backends, skipped
 
