@@ -218,12 +218,14 @@ def _plot_consistency(rows: list[dict], path: Path) -> None:
         ax.plot(n + (np.arange(3) - 0.5) * width, agr, "k--o", ms=3, label="agreement A-B" if n == 0 else None)
     multi = len({g[1] for g in groups}) > 1
     ax.set_xticks(np.arange(len(groups)), [f"{s}\n{b}" if multi else s for s, b in groups], fontsize=8)
+    values = [r["accuracy_db"] for r in rows] + [r["mean_agreement_db"] for r in rows
+                                                 if r["mean_agreement_db"] is not None]
+    ax.set_ylim(min(values) - 2.0, max(values) + 2.0)  # the differences are tenths of a dB: no zero baseline
     ax.set_ylabel("PSNR (dB)")
-    ax.set_title("Consistency: accuracy vs truth per memory setting (bars), agreement (dashed)")
+    ax.set_title("Consistency: vs truth (bars) and route agreement (dashed)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 
