@@ -220,7 +220,9 @@ def _plot_consistency(rows: list[dict], path: Path) -> None:
     ax.set_xticks(np.arange(len(groups)), [f"{s}\n{b}" if multi else s for s, b in groups], fontsize=8)
     values = [r["accuracy_db"] for r in rows] + [r["mean_agreement_db"] for r in rows
                                                  if r["mean_agreement_db"] is not None]
-    ax.set_ylim(min(values) - 2.0, max(values) + 2.0)  # the differences are tenths of a dB: no zero baseline
+    values = [v for v in values if math.isfinite(v)]  # identical views score inf
+    if values:  # the differences are tenths of a dB: no zero baseline
+        ax.set_ylim(min(values) - 2.0, max(values) + 2.0)
     ax.set_ylabel("PSNR (dB)")
     ax.set_title("Consistency: vs truth (bars) and route agreement (dashed)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
