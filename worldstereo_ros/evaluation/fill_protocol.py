@@ -44,6 +44,8 @@ from worldstereo_ros.snapshot import Snapshot
 
 #: Method name of the classical baseline in the rows.
 BASELINE = "Telea (baseline)"
+#: A pair counts as won when the hole PSNR beats the baseline's by more than this (float noise is no win), dB.
+WIN_MARGIN_DB = 0.01
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ def fill_rows(sequence, pairs: list[tuple[int, int]], backends: dict[str, Genera
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Per source and method: means over the pairs, and the hole-PSNR gain over the baseline on the same pairs."""
+    """Per source and method: means over the pairs, the hole-PSNR gain over the baseline on the same pairs and
+    the pairs won (gain > :data:`WIN_MARGIN_DB`)."""
     out = []
     for source in dict.fromkeys(r["source"] for r in rows):
         mine = [r for r in rows if r["source"] == source]
@@ -165,7 +168,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                             sharpness_hole=float(np.nanmean([r["sharpness_hole"] for r in group])),
                             psnr_full=float(np.mean([r["psnr_full"] for r in group])),
                             gain_hole_db=float(np.mean(gains)) if gains else math.nan,
-                            wins=int(sum(g > 0 for g in gains))))
+                            wins=int(sum(g > WIN_MARGIN_DB for g in gains))))
     return out
 
 
