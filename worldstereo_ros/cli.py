@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from worldstereo_ros.datasets.shared_data import shared_data_dir
 from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, help_text
 
@@ -291,61 +290,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="a 7-Scenes-style folder (rgb, depth, pose per frame and "
-                   "camera-intrinsics.txt) or a TUM RGB-D sequence (rgb.txt, depth.txt, groundtruth.txt) "
-                   "(default: $WORLDSTEREO_DATA/7scenes-redkitchen, else ../shared/data/7scenes-redkitchen next "
-                   "to the checkout)")
-    p.add_argument("--middlebury", default=None, help="Middlebury stereo folder (default: middlebury-motorcycle "
-                   "next to the default data; 'none' skips the stereo section)")
-    p.add_argument("--quick", action="store_true", help="about a tenth of the work (one start frame, short "
-                   "trajectories, 320x240 speed run): under a minute")
-    p.add_argument("--backends", nargs="+", default=["render_fill"], help="generator backends to measure")
-    p.add_argument("--starts", type=int, nargs="+", default=None, help="start frames (default 0 100 200; "
-                   "--quick: 0)")
-    p.add_argument("--sections", nargs="+", default=None, help="subset of: geometry camera consistency "
-                   "fidelity stereo speed (default: all)")
-    p.add_argument("--out", default="outputs/bench", help="folder for results.md, results.json, the plots "
-                   "and the contact sheet")
+    from worldstereo_ros.evaluation.bench_cli import add_arguments
     from worldstereo_ros.generation.diffusion.cli import add_bench_options
 
+    add_arguments(p)
     add_bench_options(p)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    # lazy: keeps --help and the other commands fast (module doc)
-    from worldstereo_ros.evaluation.bench_report import markdown, write_report
-    from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, run_benchmark
-
-    data = Path(args.data) if args.data else shared_data_dir() / "7scenes-redkitchen"
-    if not ((data / "camera-intrinsics.txt").is_file() or (data / "rgb.txt").is_file()):
-        print(f"error: data: no RGB-D sequence at {data} (neither camera-intrinsics.txt nor rgb.txt); pass --data "
-              "or set WORLDSTEREO_DATA", file=sys.stderr)
-        return 2
-    if args.middlebury is None:
-        middlebury = data.parent / "middlebury-motorcycle"
-        middlebury = middlebury if middlebury.is_dir() else None
-    else:
-        middlebury = None if args.middlebury == "none" else Path(args.middlebury)
+    from worldstereo_ros.evaluation.bench_cli import run
     from worldstereo_ros.generation.diffusion.cli import set_bench_defaults
 
     set_bench_defaults(args)
-    overrides = {"backends": args.backends}
-    if args.starts:
-        overrides.update(starts=args.starts, geometry_starts=len(args.starts))
-    config = (BenchConfig.quick if args.quick else BenchConfig.full)(data, middlebury, **overrides)
-    t0 = time.perf_counter()
-    try:
-        results = run_benchmark(config, tuple(args.sections or SECTIONS),
-                                progress=lambda line: print(f"[bench] {line}", file=sys.stderr, flush=True))
-        paths = write_report(results, args.out)
-    except WorldStereoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(markdown(results))
-    print(f"bench {'--quick ' if args.quick else ''}took {time.perf_counter() - t0:.1f} s; wrote:")
-    for name, path in paths.items():
-        print(f"  {name:15s}{path}")
-    return 0
+
+    return run(args)
 
 
 def _launch_args(p: argparse.ArgumentParser) -> None:

@@ -132,3 +132,74 @@ def test_unreadable_disparity_file_is_named(tmp_path):
     (folder / "motorcycle_disp.npz").write_bytes(b"not an npz")
     with pytest.raises(InputError, match=r"motorcycle_disp\.npz"):
         read_middlebury(folder)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the other Middlebury layouts (issue 11): tiny synthetic folders written here
+
+
+def _write_pfm(path, disp: np.ndarray) -> None:
+    """Little-endian single-channel PFM, rows bottom to top as the format stores them."""
+    h, w = disp.shape
+    path.write_bytes(f"Pf\n{w} {h}\n-1.0\n".encode() + np.flipud(disp).astype("<f4").tobytes())
+
+
+def _images(folder, names, h=6, w=8):
+    rng = np.random.default_rng(1)
+    for n in names:
+        cv2.imwrite(str(folder / n), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def test_2014_layout_reads_calib_txt(tmp_path):
+    folder = tmp_path / "Adirondack-perfect"
+    folder.mkdir()
+    _images(folder, ("im0.png", "im1.png"))
+    disp = np.arange(48, dtype=np.float32).reshape(6, 8) + 5.0  # row 0 differs from row 5: catches a flip
+    disp[2, 3] = np.inf
+    _write_pfm(folder / "disp0.pfm", disp)
+    (folder / "calib.txt").write_text("cam0=[400.5 0 3.25; 0 400.5 2.75; 0 0 1]\ncam1=[400.5 0 5.25; 0 400.5 2.75; "
+                                      "0 0 1]\ndoffs=2.0\nbaseline=100.0\nwidth=8\nheight=6\nndisp=64\n")
+    pair = read_middlebury(folder)
+    np.testing.assert_allclose(pair.K, [[400.5, 0, 3.25], [0, 400.5, 2.75], [0, 0, 1]])
+    assert pair.baseline_m == pytest.approx(0.1) and pair.doffs_px == 2.0
+    assert pair.disparity[0, 0] == 5.0 and pair.disparity[5, 7] == 52.0
+    assert np.isnan(pair.disparity[2, 3]) and pair.depth_m[2, 3] == 0
+    assert pair.depth_m[0, 0] == pytest.approx(400.5 * 0.1 / (5.0 + 2.0))
+    # a given value overrides calib.txt
+    assert read_middlebury(folder, doffs_px=0.0).depth_m[0, 0] == pytest.approx(400.5 * 0.1 / 5.0)
+
+
+def test_2005_layout_zero_disparity_is_unknown(tmp_path):
+    folder = tmp_path / "Art"
+    folder.mkdir()
+    _images(folder, ("view1.png", "view5.png"))
+    disp = np.full((6, 8), 40, np.uint8)
+    disp[1, 2] = 0
+    cv2.imwrite(str(folder / "disp1.png"), disp)
+    with pytest.raises(InputError, match=r"calib\.txt is missing"):
+        read_middlebury(folder)
+    pair = read_middlebury(folder, focal_px=3740.0, baseline_mm=160.0, doffs_px=240.0)
+    assert np.isnan(pair.disparity[1, 2]) and pair.depth_m[1, 2] == 0
+    assert pair.depth_m[0, 0] == pytest.approx(3740.0 * 0.16 / 280.0)
+    assert (pair.depth_m > 0).sum() == 47
+    # 16-bit maps with a scale
+    cv2.imwrite(str(folder / "disp1.png"), (disp.astype(np.uint16) * 256))
+    pair16 = read_middlebury(folder, focal_px=3740.0, baseline_mm=160.0, doffs_px=240.0, disparity_scale=256.0)
+    np.testing.assert_array_equal(pair16.disparity, pair.disparity)
+
+
+@pytest.mark.parametrize("missing", ("im1.png", "disp0.pfm"))
+def test_2014_missing_file_is_named(tmp_path, missing):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    _images(folder, [n for n in ("im0.png", "im1.png") if n != missing])
+    if missing != "disp0.pfm":
+        _write_pfm(folder / "disp0.pfm", np.ones((6, 8), np.float32))
+    (folder / "calib.txt").write_text("cam0=[10 0 3; 0 10 2; 0 0 1]\ndoffs=0\nbaseline=50\n")
+    with pytest.raises(InputError, match=missing.replace(".", r"\.")):
+        read_middlebury(folder)
+
+
+def test_empty_folder_lists_the_layouts(tmp_path):
+    with pytest.raises(InputError, match="im0.png/im1.png/disp0.pfm"):
+        read_middlebury(tmp_path)

@@ -16,7 +16,7 @@ from worldstereo_ros.datasets.procedural_scene import build_scene, default_camer
 from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.bench_report import markdown, write_report
-from worldstereo_ros.evaluation.benchmark import BenchConfig, run_benchmark, without_timings
+from worldstereo_ros.evaluation.benchmark import BenchConfig, parse_frames, run_benchmark, without_timings
 from worldstereo_ros.geometry.trajectories import lateral
 
 W, H = 320, 240
@@ -35,8 +35,9 @@ def room_folder(tmp_path_factory):
 
 
 def _config(folder) -> BenchConfig:
-    return BenchConfig.quick(folder, starts=[0], offsets=[2, 6, 12], span=12, step=2, consistency_frames=6,
-                             speed_frames=4, speed_size=(W, H))
+    return BenchConfig.quick(folder, frames=None, starts=[0], offsets=[2, 6, 12], span=12, step=2,
+                             consistency_frames=6, check_offsets=[6], room_size=(160, 120), fill_pairs=3,
+                             fill_room_pairs=4, fill_room_frames=20, speed_frames=4, speed_size=(W, H))
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +48,15 @@ def room_results(room_folder):
 def test_every_section_has_its_rows(room_results):
     r = room_results
     assert [row["method"] for row in r.geometry] == ["frame 0 only (floor)", "render_fill"]
-    assert [row["method"] for row in r.camera] == ["real frames (estimator floor)", "render_fill",
+    assert [row["method"] for row in r.camera] == ["real frames (estimator floor)",
+                                                   "plain cache render, no generator (to beat)", "render_fill",
                                                    "render_fill vs the path reversed (must fail)"]
-    assert [row["memory"] for row in r.consistency] == ["none", "ggm", "ggm+ssm"]
+    assert [row["informative"] for row in r.camera] == [True, True, False, False]
+    assert [(row["source"], row["memory"]) for row in r.consistency] == [
+        (source, memory) for source in ("data, frame 0", "procedural room")
+        for memory in ("z-buffer + Telea (no generator)", "none", "ggm", "ggm+ssm")]
+    assert {row["source"] for row in r.fill} == {"procedural room", "data all frames"}
+    assert {"Telea (baseline)", "render_fill", "render_fill (no reference)"} <= {row["method"] for row in r.fill}
     assert {(row["offset"], row["method"]) for row in r.fidelity} == {
         (o, m) for o in (2, 6, 12) for m in ("baseline (z-buffer + Telea)", "render_fill")}
     assert r.stereo == []  # no Middlebury folder given
@@ -65,7 +72,7 @@ def test_the_numbers_measure_what_they_claim(room_results):
     assert floor["accuracy_cm"] < 4.0 and floor["f1_10cm"] > 0.85
     # imagining along the path adds what frame 0 did not see
     assert ours["completeness_cm"] < floor["completeness_cm"]
-    real, generated, reversed_path = room_results.camera
+    real, plain, generated, reversed_path = room_results.camera
     assert generated["rot_err_deg"] < 1.0 and generated["ate_cm"] < 2.0
     # frames of one path scored against another: the estimator flags it
     assert reversed_path["trans_err"] > 5 * generated["trans_err"] + 0.1
@@ -74,11 +81,11 @@ def test_the_numbers_measure_what_they_claim(room_results):
 
 
 def test_same_numbers_twice(room_folder, room_results):
-    again = run_benchmark(_config(room_folder), sections=("geometry", "camera", "consistency", "fidelity"))
+    again = run_benchmark(_config(room_folder), sections=("geometry", "camera", "consistency", "fill", "fidelity"))
     first = without_timings(room_results.to_json())
     second = without_timings(again.to_json())
     assert second == {k: v for k, v in first.items() if k in second}
-    assert first["geometry"] and first["fidelity"]
+    assert first["geometry"] and first["fidelity"] and first["fill"] and first["consistency"]
 
 
 def test_report_files_and_tables(room_results, tmp_path):
@@ -90,9 +97,11 @@ def test_report_files_and_tables(room_results, tmp_path):
     assert without_timings(loaded) == without_timings(room_results.to_json())
     text = markdown(loaded)
     assert text == paths["results_md"].read_text()
-    for title in ("Geometry", "Camera accuracy", "Consistency", "View fidelity", "Speed"):
+    for title in ("Geometry", "Camera accuracy", "Consistency", "Fill protocol", "View fidelity", "Speed"):
         assert f"### {title}" in text
     assert "Stereo" not in text
+    assert "| F1@2cm | F1@5cm | F1@10cm |" in text and "- F1@10cm: imagination" in text
+    assert "target none < GGM < GGM+SSM **" in text
 
 
 def test_bad_input(room_folder, tmp_path, capsys):
@@ -101,7 +110,13 @@ def test_bad_input(room_folder, tmp_path, capsys):
     with pytest.raises(InputError, match="backends.*valid: render_fill"):
         run_benchmark(BenchConfig.quick(room_folder, backends=["nope"]))
     with pytest.raises(InputError, match="fewer than 3 frames"):
-        run_benchmark(BenchConfig.quick(room_folder, starts=[11], span=12, step=2), sections=("geometry",))
+        run_benchmark(BenchConfig.quick(room_folder, frames=None, starts=[11], span=12, step=2),
+                      sections=("geometry",))
+    # the default frame range (200-299) is not in a 13-frame folder: refused by name, not silently emptied
+    with pytest.raises(InputError, match="starts"):
+        run_benchmark(BenchConfig.quick(room_folder), sections=("geometry",))
+    with pytest.raises(InputError, match="frames"):
+        parse_frames("299-200")
     assert cli_main(["bench", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "camera-intrinsics.txt" in capsys.readouterr().err
 
@@ -111,10 +126,16 @@ def test_quick_bench_on_real_data(redkitchen_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     print(out)
     results = json.loads((tmp_path / "results.json").read_text())
-    _, generated, reversed_path = results["camera"]
+    assert results["config"]["frames"] == [200, 299] and results["config"]["starts"] == [200]
+    _, plain, generated, reversed_path = results["camera"]
     assert reversed_path["rot_err_deg"] > 3 * generated["rot_err_deg"]
-    psnr = [row["mean_psnr_db"] for row in results["consistency"]]
-    assert psnr[0] < psnr[1] < psnr[2], f"consistency none / ggm / ggm+ssm: {psnr}"
+    # every check frame and fill pair stays inside the report split
+    for row in results["fill"]:
+        if row["source"].startswith("data"):
+            assert 200 <= row["i"] <= 299 and 200 <= row["j"] <= 299 and 5 <= row["offset"] <= 60
+    for row in results["consistency"]:
+        assert row["source"] != "data, frame 200" or all(200 <= int(c.split()[1]) <= 299 for c in row["checks"])
+        assert np.isfinite(row["accuracy_db"]) and 8.0 < row["accuracy_db"] < 40.0
     middlebury = redkitchen_dir.parent / "middlebury-motorcycle"
     assert bool(results["stereo"]) == middlebury.is_dir()
     assert (tmp_path / "contact_sheet.png").is_file() and "### Speed" in out

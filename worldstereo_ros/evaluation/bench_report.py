@@ -15,9 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from worldstereo_ros.evaluation.benchmark import BenchResults
+from worldstereo_ros.evaluation.benchmark import THRESHOLDS_M, BenchResults
+from worldstereo_ros.evaluation.consistency import BASELINE as CONSISTENCY_BASELINE
+from worldstereo_ros.evaluation.consistency import MEMORIES, accuracy_rises, agreement_rises
+from worldstereo_ros.evaluation.fill_protocol import BASELINE as FILL_BASELINE
+from worldstereo_ros.evaluation.fill_protocol import summarise
+from worldstereo_ros.pipeline import STAGES
 
-_STAGES = ("render", "retrieve", "generate", "reconstruct", "align", "merge", "bank")
+_STAGES = STAGES[:-1]  # every stage but "done"
 
 
 def _f(value, digits: int = 2) -> str:
@@ -47,32 +52,93 @@ def _fidelity_summary(rows: list[dict]) -> list[list[str]]:
     return out
 
 
+def _geometry_text(rows: list[dict], f1_keys: list[str]) -> str:
+    """Where imagination lowers F1 against the start frame alone, threshold by threshold."""
+    floors = {r["start"]: r for r in rows if "(floor)" in r["method"]}
+    lines = []
+    for key in f1_keys:
+        lower = [f"{r['method']} from {r['start']} ({floors[r['start']][key]:.3f} -> {r[key]:.3f})"
+                 for r in rows if "(floor)" not in r["method"] and r["start"] in floors
+                 and r[key] < floors[r["start"]][key]]
+        label = key.replace("f1_", "F1@")
+        lines.append(f"- {label}: imagination lowers it for " + "; ".join(lower) if lower
+                     else f"- {label}: imagination never lowers it")
+    return ("Imagination adds completeness (the cache covers more of the reference) and costs accuracy (imagined "
+            "points lie farther from it than observed ones); F1 at each threshold against the start frame alone:\n\n"
+            + "\n".join(lines))
+
+
+def _consistency_text(rows: list[dict]) -> str:
+    table = _table(
+        ["source", "backend", "memory", "check poses", "vs truth A (dB)", "vs truth B (dB)", "accuracy",
+         "SSIM A / B", "agreement A-B", "imagined", "time"],
+        [[r["source"], r["backend"], r["memory"], ", ".join(r["checks"]),
+          " / ".join(_f(v) for v in r["psnr_a_db"]), " / ".join(_f(v) for v in r["psnr_b_db"]),
+          f"{_f(r['accuracy_db'])} dB", f"{_f(float(np.mean(r['ssim_a'])), 3)} / {_f(float(np.mean(r['ssim_b'])), 3)}",
+          "n/a" if r["memory"] == CONSISTENCY_BASELINE else f"{_f(r['mean_agreement_db'])} dB",
+          f"{r['imagined_fraction']:.0%}", f"{_f(r['seconds'], 1)} s"] for r in rows])
+    verdicts = []
+    for key in dict.fromkeys((r["source"], r["backend"]) for r in rows):
+        group = [r for r in rows if (r["source"], r["backend"]) == key]
+        acc = {r["memory"]: r["accuracy_db"] for r in group}
+        agr = {r["memory"]: r["mean_agreement_db"] for r in group}
+        verdicts.append(f"- {key[1]}, {key[0]}: accuracy vs truth "
+                        f"{' / '.join(_f(acc.get(m)) for m in MEMORIES)} dB (none / GGM / GGM+SSM; z-buffer + Telea "
+                        f"{_f(acc.get(CONSISTENCY_BASELINE))} dB): target none < GGM < GGM+SSM "
+                        f"**{'met' if accuracy_rises(group) else 'not met'}**; agreement "
+                        f"{' / '.join(_f(agr.get(m)) for m in MEMORIES)} dB "
+                        f"({'rises' if agreement_rises(group) else 'does not rise'}; agreement alone proves nothing)")
+    return ("### Consistency: two routes to each check pose, both scored against the truth\n\n" + table
+            + "\n\nCheck poses are never keyframe poses (each route passes its check pose and goes on). Truth: the "
+              "real frame at the check pose (data) or the true render (procedural room).\n\n" + "\n".join(verdicts))
+
+
+def _fill_text(rows: list[dict], skipped: list[dict]) -> str:
+    summary = summarise(rows)
+    table = _table(
+        ["source", "method", "pairs", "holes", "PSNR holes", "gain vs Telea", "pairs won", "SSIM holes",
+         "sharpness holes", "PSNR full"],
+        [[r["source"], r["method"], str(r["pairs"]), f"{r['holes']:.0%}", f"{_f(r['psnr_hole'])} dB",
+          "" if r["method"] == FILL_BASELINE else f"{r['gain_hole_db']:+.2f} dB",
+          "" if r["method"] == FILL_BASELINE else f"{r['wins']}/{r['pairs']}", _f(r["ssim_hole"], 3),
+          _f(r["sharpness_hole"]), f"{_f(r['psnr_full'])} dB"] for r in summary])
+    text = ("### Fill protocol: forward-backward holes filled and scored against the frame itself\n\n" + table
+            + "\n\nFrame i drawn into pose j and back; the pixels the round trip loses are filled and scored against "
+              "frame i (same camera: no misregistration). Seeded pairs, offsets 5-60 frames; backends get frame j as "
+              "their reference ('(no reference)': the same backend without it).")
+    if skipped:
+        text += "\n\nNot measured: " + "; ".join(f"{s['method']} ({s['reason']})" for s in skipped)
+    return text
+
+
 def markdown(results: BenchResults | dict) -> str:
     """All sections as markdown tables (sections without rows are left out)."""
     res = results.to_json() if isinstance(results, BenchResults) else results
     parts = []
     if res["geometry"]:
+        f1_keys = [f"f1_{round(100 * t)}cm" for t in THRESHOLDS_M]
         parts.append("### Geometry: cache vs TSDF reference of the ground-truth frames\n\n" + _table(
-            ["start", "frames", "method", "accuracy", "completeness", "F1@2cm", "F1@5cm", "F1@10cm", "Chamfer",
-             "points", "time"],
+            ["start", "frames", "method", "accuracy", "completeness",
+             *[f"F1@{round(100 * t)}cm" for t in THRESHOLDS_M], "Chamfer", "points", "time"],
             [[str(r["start"]), r["frames"], r["method"], f"{_f(r['accuracy_cm'])} cm", f"{_f(r['completeness_cm'])} cm",
-              _f(r["f1_2cm"], 3), _f(r["f1_5cm"], 3), _f(r["f1_10cm"], 3), f"{_f(r['chamfer_cm'])} cm",
+              *[_f(r[k], 3) for k in f1_keys], f"{_f(r['chamfer_cm'])} cm",
               str(r["points"]), f"{_f(r['seconds'], 1)} s"] for r in res["geometry"]]))
+        parts.append(_geometry_text(res["geometry"], f1_keys))
     if res["camera"]:
         parts.append("### Camera accuracy: path estimated from the generated frames vs the commanded path\n\n"
-                     + _table(["start", "frames", "method", "RotErr", "TransErr", "ATE", "tracked"],
+                     + _table(["start", "frames", "method", "RotErr", "TransErr", "ATE", "tracked", "informative"],
                               [[str(r["start"]), str(r["frames"]), r["method"], f"{_f(r['rot_err_deg'])} deg",
-                                _f(r["trans_err"], 3), f"{_f(r['ate_cm'])} cm", f"{r['tracked']:.0%}"]
-                               for r in res["camera"]]))
+                                _f(r["trans_err"], 3), f"{_f(r['ate_cm'])} cm", f"{r['tracked']:.0%}",
+                                "yes" if r.get("informative", True) else "no: frames are cache renders"]
+                               for r in res["camera"]])
+                     + "\n\nThe plain cache render (the start frame's points drawn at the commanded poses, no "
+                       "generator) is the row to beat. For backends whose frames are renders of the cache at exactly "
+                       "the commanded pose (informative: no) this section cannot fail and says nothing about camera "
+                       "control; it is informative only for backends that draw their own frames.")
     if res["consistency"]:
-        rows = res["consistency"]
-        parts.append("### Consistency: two routes to the same pose (PSNR / SSIM between their views there)\n\n"
-                     + _table(["backend", "start", "memory", "PSNR orbit / up", "mean PSNR", "mean SSIM",
-                               "imagined at check poses", "time"],
-                              [[r["backend"], str(r["start"]), r["memory"],
-                                f"{_f(r['psnr_db'][0])} / {_f(r['psnr_db'][1])} dB", f"{_f(r['mean_psnr_db'])} dB",
-                                _f(r["mean_ssim"], 3), f"{r['imagined_fraction']:.0%}", f"{_f(r['seconds'], 1)} s"]
-                               for r in rows]))
+        parts.append(_consistency_text(res["consistency"]))
+    if res.get("fill"):
+        parts.append(_fill_text(res["fill"], res.get("fill_skipped", [])))
     if res["fidelity"]:
         parts.append("### View fidelity at ground-truth poses (means over offsets)\n\n" + _table(
             ["start", "method", "PSNR full", "gain", "SSIM full", "PSNR imagined", "sharpness imagined"],
@@ -95,6 +161,15 @@ def markdown(results: BenchResults | dict) -> str:
             ["backend", "views", "size", "total", "views/s", "peak RSS", *_STAGES],
             [[r["backend"], str(r["views"]), r["size"], f"{_f(r['total_s'])} s", _f(r["fps"], 1),
               f"{_f(r['peak_rss_mb'], 0)} MiB", *[_f(r.get(f"{s}_s")) for s in _STAGES]] for r in res["speed"]]))
+    env = res.get("config", {}).get("environment")
+    if env:
+        cfg = res["config"]
+        frames = "all frames" if cfg.get("frames") is None else f"frames {cfg['frames'][0]}-{cfg['frames'][1]}"
+        parts.append(f"Run: {frames}, starts {cfg.get('starts')}; commit {env.get('commit')}"
+                     f"{' with uncommitted changes' if env.get('uncommitted_changes') else ''}; "
+                     + ", ".join(f"{k} {env[k]}" for k in ("python", "numpy", "torch", "opencv", "open3d",
+                                                            "scikit_image", "threads") if k in env)
+                     + f"; data sha256 {str(env.get('data_sha256'))[:16]}")
     return "\n\n".join(parts) + "\n"
 
 
@@ -125,27 +200,34 @@ def _plot_fidelity(rows: list[dict], path: Path) -> None:
 
 
 def _plot_consistency(rows: list[dict], path: Path) -> None:
+    """Per source: accuracy against the truth (bars: baseline, none, GGM, GGM+SSM) and agreement (line)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.9 * len(rows)), 3.6), dpi=100)
-    labels = [f"{r['memory']}\nframe {r['start']}" + (f"\n{r['backend']}" if len({x['backend'] for x in rows}) > 1
-                                                       else "") for r in rows]
-    x = np.arange(len(rows))
-    for j, name in enumerate(("orbit", "up")):
-        ax.bar(x + (j - 0.5) * 0.35, [r["psnr_db"][j] for r in rows], 0.35, label=f"check pose: {name}")
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for k, r in enumerate(rows):
-        groups[(r["backend"], r["start"])].append(k)
-    for n, ks in enumerate(groups.values()):  # one line per run: none -> GGM -> GGM+SSM
-        ax.plot(ks, [rows[k]["mean_psnr_db"] for k in ks], "k-o", label="mean" if n == 0 else None)
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("PSNR between the two routes (dB)")
-    ax.set_ylim(min(min(r["psnr_db"]) for r in rows) - 3, max(max(r["psnr_db"]) for r in rows) + 2)
-    ax.set_title("Consistency at shared poses: no memory / GGM / GGM+SSM")
+    groups = list(dict.fromkeys((r["source"], r["backend"]) for r in rows))
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(groups)), 3.8), dpi=100)
+    order = [CONSISTENCY_BASELINE, *MEMORIES]
+    width = 0.8 / len(order)
+    for k, memory in enumerate(order):
+        values = [next((r["accuracy_db"] for r in rows if (r["source"], r["backend"]) == g and r["memory"] == memory),
+                       np.nan) for g in groups]
+        ax.bar(np.arange(len(groups)) + (k - 1.5) * width, values, width,
+               label=f"{'z-buffer + Telea' if memory == CONSISTENCY_BASELINE else memory}: vs truth")
+    for n, g in enumerate(groups):
+        agr = [next(r["mean_agreement_db"] for r in rows if (r["source"], r["backend"]) == g and r["memory"] == m)
+               for m in MEMORIES]
+        ax.plot(n + (np.arange(3) - 0.5) * width, agr, "k--o", ms=3, label="agreement A-B" if n == 0 else None)
+    multi = len({g[1] for g in groups}) > 1
+    ax.set_xticks(np.arange(len(groups)), [f"{s}\n{b}" if multi else s for s, b in groups], fontsize=8)
+    values = [r["accuracy_db"] for r in rows] + [r["mean_agreement_db"] for r in rows
+                                                 if r["mean_agreement_db"] is not None]
+    values = [v for v in values if math.isfinite(v)]  # identical views score inf
+    if values:  # the differences are tenths of a dB: no zero baseline
+        ax.set_ylim(min(values) - 2.0, max(values) + 2.0)
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("Consistency: vs truth (bars) and route agreement (dashed)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 

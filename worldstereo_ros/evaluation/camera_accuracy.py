@@ -280,20 +280,16 @@ def _n_distinct(c: np.ndarray) -> int:
 
 
 def _closed_form(src: np.ndarray, dst: np.ndarray, with_scale: bool) -> np.ndarray:
-    """Umeyama closed form in numpy, (N, 3) -> aligned src (N, 3).
+    """Aligned src (N, 3) by geometry.align's Umeyama closed form, without its degeneracy refusal.
 
     Used for collinear centres (straight paths), for which :func:`umeyama` refuses because the rotation
     about the line is not determined; the residual, and so the ATE, is determined all the same.
     """
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
-    d = 1.0 if np.linalg.det(U) * np.linalg.det(Vt) >= 0 else -1.0
-    fix = np.array([1.0, 1.0, d])
-    R = (U * fix) @ Vt
-    var = (a * a).sum(1).mean()
-    s = float((S * fix).sum() / var) if with_scale and var > 0 else 1.0
-    return s * a @ R.T + mu_d
+    from worldstereo_ros.geometry.align import _solve
+
+    T, _, _ = _solve(torch.from_numpy(src).double(), torch.from_numpy(dst).double(), None, with_scale)
+    T = T.numpy()
+    return src @ T[:3, :3].T + T[:3, 3]
 
 
 def _ate(est_c: np.ndarray, cmd_c: np.ndarray) -> tuple[float, str]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 
 from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
 from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
+from worldstereo_ros.evaluation.telea import telea_fill
 from worldstereo_ros.geometry.poses import invert
 from worldstereo_ros.geometry.projection import depth_to_points
 from worldstereo_ros.geometry.render import render_points
@@ -66,10 +66,8 @@ def baseline_view(start: RgbdFrame, target_K: np.ndarray, T_world_target: np.nda
                              rgb=torch.from_numpy(start.rgb.astype(np.float32) / 255.0), drop_edges=False)
     out = render_points(points.xyz, points.rgb, torch.from_numpy(target_K), invert(torch.from_numpy(T_world_target)),
                         h, w, splat_px=0)
-    rgb = (out.rgb[0].numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
     holes = ~out.mask[0].numpy()
-    filled = cv2.inpaint(rgb, holes.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
-    return filled.astype(np.float32) / 255.0, holes
+    return telea_fill(out.rgb[0].numpy(), holes), holes
 
 
 def evaluate_start(folder: RgbdFolder, start: int, offsets: list[int], config=None, keep_images: bool = False) -> StartResult:

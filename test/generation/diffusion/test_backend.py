@@ -102,8 +102,8 @@ def test_options_are_checked(tiny_release):
 
 
 def test_estimator_depth_is_aligned_and_goes_through_sim3(tiny_release, tmp_path):
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
     from worldstereo_ros.generation.diffusion.tiny import write_tiny_depth_model
-    from worldstereo_ros.io.procedural_scene import procedural_snapshot
     from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
 
     depth_model = write_tiny_depth_model(tmp_path / "depth")
@@ -130,8 +130,8 @@ def test_estimator_depth_is_aligned_and_goes_through_sim3(tiny_release, tmp_path
 
 
 def test_pipeline_passes_the_snapshot_image_as_start_frame():
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
     from worldstereo_ros.generation.base import GeneratedFrames, Generator
-    from worldstereo_ros.io.procedural_scene import procedural_snapshot
     from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
 
     seen = []
@@ -169,7 +169,7 @@ def test_fp8_storage_halves_weight_bytes_and_still_runs(tiny_release, dmd):
 
 
 def test_pipeline_progress_moves_during_steps_and_cancel_stops_them(dmd):
-    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
     from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
 
     snap = procedural_snapshot(40, 30)

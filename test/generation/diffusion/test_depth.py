@@ -28,7 +28,7 @@ def tiny_depth(tmp_path_factory):
 
 
 def _room(h: int = 48, w: int = 64):
-    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
     return procedural_snapshot(w, h)
 

@@ -96,9 +96,9 @@ def add_depth_options(p: argparse.ArgumentParser) -> None:
 
 def rgb_only_snapshot(args: argparse.Namespace):
     """The snapshot of ``--rgb``/``--panorama`` with estimated depth (``--depth-model``), and a one-line note."""
+    from worldstereo_ros.datasets.snapshot_files import parse_intrinsics, read_pose, read_rgb
     from worldstereo_ros.errors import InputError
     from worldstereo_ros.generation.diffusion.depth import DepthEstimator
-    from worldstereo_ros.io.snapshot_files import parse_intrinsics, read_pose, read_rgb
     from worldstereo_ros.snapshot import Snapshot
 
     if not args.depth_model:

@@ -143,14 +143,14 @@ def snapshot_from_args(args) -> Any:
     from worldstereo_ros.snapshot import Snapshot
 
     if args.rgbd_folder:
-        from worldstereo_ros.io.tum_rgbd import open_rgbd_sequence
+        from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
 
         frame = open_rgbd_sequence(args.rgbd_folder).read(args.frame)
         snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
         if args.size:
             raise ConfigError("size", "--size applies to the procedural room only")
         return snapshot
-    from worldstereo_ros.io.procedural_scene import procedural_snapshot
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
     width, height = args.size or (768, 480)
     return procedural_snapshot(width, height)
