@@ -49,7 +49,7 @@ def test_foreground_square_disoccludes_background_on_its_left():
     np.testing.assert_array_equal(occluded_cols, np.arange(20, 28))
     np.testing.assert_allclose(view.right[15, 10:20], np.broadcast_to([1.0, 0.0, 0.0], (10, 3)), atol=1e-6)
     # the background-protected fill uses only the grey background, never the red edge
-    np.testing.assert_allclose(view.right[15, 20:28], 0.5, atol=2 / 255)
+    np.testing.assert_allclose(view.right[15, 20:28], 0.5, atol=0.02)
     np.testing.assert_allclose(view.disparity[15, 20:28], 2.0)
 
 
