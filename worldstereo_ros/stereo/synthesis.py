@@ -77,11 +77,11 @@ def check_disparity(disparity: np.ndarray, shape: tuple[int, int], field: str = 
 
 def _nearest_known(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the column of the nearest valid pixel at or left of it (-1: none) and at or right of it
-    (W: none), on the same row. valid: (H, W) bool."""
+    (W: none), on the same row. valid: (H, W) bool. int32 keeps the running max/min cheap."""
     h, w = valid.shape
-    cols = np.arange(w)[None, :]
-    left = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)
-    right = np.minimum.accumulate(np.where(valid, cols, w)[:, ::-1], axis=1)[:, ::-1]
+    cols = np.arange(w, dtype=np.int32)[None, :]
+    left = np.maximum.accumulate(np.where(valid, cols, np.int32(-1)), axis=1)
+    right = np.minimum.accumulate(np.where(valid, cols, np.int32(w))[:, ::-1], axis=1)[:, ::-1]
     return left, right
 
 
@@ -92,21 +92,23 @@ def background_neighbours(disparity: np.ndarray) -> tuple[np.ndarray, np.ndarray
         disparity: (H, W) float32, NaN = unknown.
     Returns:
         (value (H, W) float32: that neighbour's disparity, NaN on rows without any known pixel;
-         column (H, W) int64: its column, -1 where none). Known pixels return themselves.
+         column (H, W) int32: its column, -1 where none). Known pixels return themselves.
     """
     h, w = disparity.shape
-    valid = np.isfinite(disparity)
-    left, right = _nearest_known(valid)
-    rows = np.arange(h)[:, None]
-    d_left = np.where(left >= 0, disparity[rows, np.clip(left, 0, w - 1)], np.inf)
-    d_right = np.where(right < w, disparity[rows, np.clip(right, 0, w - 1)], np.inf)
+    flat = np.ascontiguousarray(disparity, dtype=np.float32).ravel()
+    left, right = _nearest_known(np.isfinite(disparity))
+    row_start = (np.arange(h, dtype=np.int32) * w)[:, None]
+    d_left = flat[row_start + np.maximum(left, 0)]
+    d_left[left < 0] = np.inf
+    d_right = flat[row_start + np.minimum(right, w - 1)]
+    d_right[right >= w] = np.inf
     use_left = d_left <= d_right
     value = np.where(use_left, d_left, d_right)
     column = np.where(use_left, left, right)
-    none = ~np.isfinite(value)
-    value = np.where(none, np.nan, value).astype(np.float32)
-    column = np.where(none, -1, column).astype(np.int64)
-    return value, column
+    none = np.isinf(value)
+    value[none] = np.nan
+    column[none] = -1
+    return value.astype(np.float32, copy=False), column
 
 
 def complete_disparity_background(disparity: np.ndarray) -> np.ndarray:
