@@ -67,6 +67,11 @@ class StereoProcessor:
         self._rig: StereoRig | None = None
         self._video: StereoVideo | None = None
 
+    @property
+    def rig(self) -> StereoRig | None:
+        """The rig in use (None before the first frame)."""
+        return self._rig
+
     def _setup(self, depth_m: np.ndarray, K: np.ndarray, width: int) -> None:
         s = self.settings
         baseline = s.baseline_m or baseline_for_strength(s.strength, depth_m, float(K[0, 0]), width)
