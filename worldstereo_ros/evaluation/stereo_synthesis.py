@@ -84,7 +84,7 @@ def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None) -> list[
     Args:
         folder: Middlebury-layout folder (``<name>_left.png``, ``_right.png``, ``_disp.npz``), read with
             :func:`~worldstereo_ros.io.middlebury.read_middlebury` (its calibration).
-        fillers: occlusion fillers to score (default: the classical background Telea and plain Telea).
+        fillers: occlusion fillers to score (default: background push-pull, background Telea, plain Telea).
     Returns:
         [baseline, ours per filler] PairScores.
     """
@@ -101,7 +101,7 @@ def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None) -> list[
     base, occluded = baseline_view(RgbdFrame(0, pair.left, pair.depth_m, np.eye(4), pair.K), rig.K_right,
                                    rig.T_left_right)
     rows = [_score(folder.name, "warp + Telea (baseline)", base, real, occluded, time.perf_counter() - t0)]
-    for filler in fillers or [create_filler("classical"), TeleaFiller()]:
+    for filler in fillers or [create_filler("classical"), create_filler("background-telea"), TeleaFiller()]:
         t0 = time.perf_counter()
         view = synthesize_right(pair.left, pair.disparity, filler=filler)
         rows.append(_score(folder.name, f"ours ({filler.name} fill)", view.right, real, occluded,

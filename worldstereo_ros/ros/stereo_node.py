@@ -44,8 +44,9 @@ STEREO_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "(once, from the first frame's depth range).", "m", 0.0, 2.0),
     ParamSpec("strength", 0.03, "Stereo deviation strength: the scene's disparity range as a fraction of "
               "the image width (used when baseline_m is 0).", "", 0.001, 0.5),
-    ParamSpec("fill", "classical", "Occlusion filler: classical (background-protected Telea), telea, or "
-              "the render_fill generator backend.", choices=("classical", "telea", "render_fill")),
+    ParamSpec("fill", "classical", "Occlusion filler: classical (background push-pull), background-telea, "
+              "telea, or the render_fill generator backend.",
+              choices=("classical", "background-telea", "telea", "render_fill")),
     ParamSpec("temporal", True, "Propagate disparity, occlusion masks and fills along the video by "
               "optical flow (steadier right view, about 1.7x the time per frame)."),
     ParamSpec("right_frame", "", "Frame id of the right camera; empty = <image frame>_right."),

@@ -5,8 +5,8 @@
 * :mod:`~worldstereo_ros.stereo.video`: frames in sequence, masks and fills propagated by optical flow.
 """
 
-from worldstereo_ros.stereo.fill import BackgroundTeleaFiller, GeneratorFiller, OcclusionFiller, create_filler
+from worldstereo_ros.stereo.fill import BackgroundPushPullFiller, BackgroundTeleaFiller, GeneratorFiller, OcclusionFiller, create_filler
 from worldstereo_ros.stereo.synthesis import StereoView, synthesize_right
 
-__all__ = ["BackgroundTeleaFiller", "GeneratorFiller", "OcclusionFiller", "StereoView", "create_filler",
+__all__ = ["BackgroundPushPullFiller", "BackgroundTeleaFiller", "GeneratorFiller", "OcclusionFiller", "StereoView", "create_filler",
            "synthesize_right"]

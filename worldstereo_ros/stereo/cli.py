@@ -43,7 +43,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-m", type=float, default=0.0, help="rig baseline in metres; 0 = from --strength")
     p.add_argument("--strength", type=float, default=0.03, help="stereo deviation strength: disparity range as a "
                    "fraction of the image width, mapped to a baseline from the first frame's depth range")
-    p.add_argument("--fill", default="classical", help="occlusion filler: classical, telea or a generator backend "
+    p.add_argument("--fill", default="classical", help="occlusion filler: classical, background-telea, telea or a "
+                   "generator backend "
                    "(render_fill)")
     p.add_argument("--no-temporal", action="store_true", help="process frames independently (no flow propagation)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames; 0 = all")

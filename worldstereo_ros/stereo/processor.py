@@ -27,7 +27,8 @@ class StereoSettings:
         baseline_m: rig baseline, metres; 0 = derive it from ``strength``.
         strength: stereo deviation strength, the disparity range as a fraction of the image width
             (:mod:`~worldstereo_ros.geometry.stereo_rig`); used when ``baseline_m`` is 0.
-        fill: occlusion filler: ``classical`` (background Telea), ``telea`` or a generator backend name.
+        fill: occlusion filler: ``classical`` (background push-pull), ``background-telea``, ``telea`` or a
+            generator backend name.
         temporal: propagate disparity, masks and fills along the video by optical flow.
     """
 

@@ -96,19 +96,24 @@ def background_neighbours(disparity: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """
     h, w = disparity.shape
     flat = np.ascontiguousarray(disparity, dtype=np.float32).ravel()
-    left, right = _nearest_known(np.isfinite(disparity))
-    row_start = (np.arange(h, dtype=np.int32) * w)[:, None]
-    d_left = flat[row_start + np.maximum(left, 0)]
-    d_left[left < 0] = np.inf
-    d_right = flat[row_start + np.minimum(right, w - 1)]
-    d_right[right >= w] = np.inf
+    valid = np.isfinite(disparity)
+    value = flat.reshape(h, w).copy()
+    column = np.broadcast_to(np.arange(w, dtype=np.int32)[None, :], (h, w)).copy()
+    rows, cols = np.nonzero(~valid)  # only unknown pixels need a neighbour: usually a few per cent
+    if rows.size == 0:
+        return value, column
+    left, right = _nearest_known(valid)
+    left, right = left[rows, cols], right[rows, cols]
+    start = rows.astype(np.int64) * w
+    d_left = np.where(left >= 0, flat[start + np.maximum(left, 0)], np.inf)
+    d_right = np.where(right < w, flat[start + np.minimum(right, w - 1)], np.inf)
     use_left = d_left <= d_right
-    value = np.where(use_left, d_left, d_right)
-    column = np.where(use_left, left, right)
-    none = np.isinf(value)
-    value[none] = np.nan
-    column[none] = -1
-    return value.astype(np.float32, copy=False), column
+    v = np.where(use_left, d_left, d_right)
+    c = np.where(use_left, left, right)
+    none = np.isinf(v)
+    value[rows, cols] = np.where(none, np.nan, v)
+    column[rows, cols] = np.where(none, -1, c)
+    return value, column
 
 
 def complete_disparity_background(disparity: np.ndarray) -> np.ndarray:
@@ -124,8 +129,7 @@ def complete_disparity_background(disparity: np.ndarray) -> np.ndarray:
         (H, W) float32, finite everywhere when any pixel is known (else all NaN).
     """
     disp = np.asarray(disparity, dtype=np.float32)
-    value, _ = background_neighbours(disp)
-    out = np.where(np.isfinite(disp), disp, value).astype(np.float32)
+    out, _ = background_neighbours(disp)  # known pixels return themselves
     missing = ~np.isfinite(out)
     if missing.any() and np.isfinite(disp).any():
         out[missing] = np.float32(np.nanmedian(disp))
@@ -149,27 +153,27 @@ def right_view_disparity(left_disparity: np.ndarray, max_span_px: float = 2.0) -
     if not (np.isfinite(max_span_px) and max_span_px >= 1.0):
         raise InputError("max_span_px", f"expected a finite number >= 1, got {max_span_px!r}")
     h, w = disp.shape
-    rows = np.broadcast_to(np.arange(h, dtype=np.int64)[:, None], (h, w))
+    row_start = (np.arange(h, dtype=np.int64) * w)[:, None]
     x_right = np.arange(w, dtype=np.float32)[None, :] - disp
     keys, values = [], []
-    # Each sample on its own (nearest right pixel): covers folds where neighbours swap order.
+    # Each sample on its own (nearest right pixel): covers thin structures and a surface's last pixel.
     near = np.rint(x_right)
-    ok = np.isfinite(near) & (near >= 0) & (near <= w - 1)
-    keys.append(rows[ok] * w + near[ok].astype(np.int64))
+    ok = (near >= 0) & (near <= w - 1)  # NaN compares False
+    keys.append((row_start + near.astype(np.int64))[ok])
     values.append(disp[ok])
-    # Spans between row neighbours: every right pixel centre inside gets the interpolated disparity.
+    # Spans between row neighbours: every right pixel centre in [x0, x1) gets the interpolated disparity
+    # (half-open: the next span draws x1), so a span of at most max_span_px covers ceil(max_span_px) pixels.
     x0, x1 = x_right[:, :-1], x_right[:, 1:]
-    d0, d1 = disp[:, :-1], disp[:, 1:]
+    d0, dd = disp[:, :-1], disp[:, 1:] - disp[:, :-1]
     span = x1 - x0
-    surface = np.isfinite(span) & (span > 0) & (span <= max_span_px)
-    safe_span = np.where(surface, span, np.float32(1.0))
+    surface = (span > 0) & (span <= max_span_px)
+    inv_span = np.where(surface, 1.0 / np.where(surface, span, 1.0), 0.0).astype(np.float32)
     first = np.ceil(x0)
-    for k in range(int(np.floor(max_span_px)) + 1):
+    for k in range(int(np.ceil(max_span_px))):
         px = first + k
-        ok = surface & (px <= x1) & (px >= 0) & (px <= w - 1)
-        a = (px - x0) / safe_span
-        keys.append(rows[:, :-1][ok] * w + px[ok].astype(np.int64))
-        values.append((d0 + a * (d1 - d0))[ok])
+        ok = surface & (px < x1) & (px >= 0) & (px <= w - 1)
+        keys.append((row_start + px.astype(np.int64))[ok])
+        values.append((d0 + (px - x0) * inv_span * dd)[ok])
     index = torch.from_numpy(np.concatenate(keys))
     vals = torch.from_numpy(np.concatenate(values).astype(np.float32))
     zbuf = torch.full((h * w,), float("-inf"), dtype=torch.float32)
@@ -202,29 +206,31 @@ def synthesize_right(left_rgb: np.ndarray, left_disparity: np.ndarray, filler=No
         left_disparity: (H, W) disparity of the left view, pixels (``x_right = x_left - d``); NaN or inf =
             unknown (completed from the background). Use :meth:`StereoRig.disparity_from_depth` for depth.
         filler: an :class:`~worldstereo_ros.stereo.fill.OcclusionFiller`; None = the classical
-            :class:`~worldstereo_ros.stereo.fill.BackgroundTeleaFiller`.
+            :class:`~worldstereo_ros.stereo.fill.BackgroundPushPullFiller`.
         max_span_px: see :func:`right_view_disparity`.
     Returns:
         StereoView. Inputs are not modified.
     Raises:
         InputError: bad shapes or dtypes, or a disparity with no known pixel.
     """
-    from worldstereo_ros.stereo.fill import BackgroundTeleaFiller
+    from worldstereo_ros.stereo.fill import BackgroundPushPullFiller
 
     # 1. check inputs
     left = check_rgb(left_rgb, "left_rgb")
     disp = check_disparity(left_disparity, left.shape[:2], "left_disparity")
     if not np.isfinite(disp).any():
         raise InputError("left_disparity", "has no known (finite) disparity")
-    filler = filler or BackgroundTeleaFiller()
+    filler = filler or BackgroundPushPullFiller()
     # 2. complete the left disparity, rasterise the right view's
     left_full = complete_disparity_background(disp)
     right_disp = right_view_disparity(left_full, max_span_px)
     occlusion = ~np.isfinite(right_disp)
     # 3. occluded pixels see the background: take the farther row neighbour's disparity
     bg, _ = background_neighbours(right_disp)
-    right_full = np.where(occlusion, bg, right_disp).astype(np.float32)
-    right_full[~np.isfinite(right_full)] = np.float32(np.nanmedian(left_full))
+    right_full = bg  # known pixels return themselves
+    unknown = ~np.isfinite(right_full)  # only on rows without any surface
+    if unknown.any():
+        right_full[unknown] = np.float32(np.nanmedian(left_full))
     # 4. sample the covered pixels, fill the occluded ones
     warped = sample_left(left, right_full)
     warped[occlusion] = 0.0

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.stereo.fill import BackgroundTeleaFiller, OcclusionFiller
+from worldstereo_ros.stereo.fill import BackgroundPushPullFiller, OcclusionFiller
 from worldstereo_ros.stereo.synthesis import (StereoView, background_neighbours, check_disparity, check_rgb,
                                               complete_disparity_background, right_view_disparity, sample_left)
 
@@ -127,21 +127,21 @@ def forward_backward_flow(prev_grey: np.ndarray, cur_grey: np.ndarray, preset: s
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     map_x, map_y = xs + back[..., 0], ys + back[..., 1]
     fwd_at = cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err = np.linalg.norm(back + fwd_at, axis=2)
+    ex, ey = back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1]
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    return back, (err < fb_threshold_px) & inside
+    return back, (ex * ex + ey * ey < fb_threshold_px * fb_threshold_px) & inside
 
 
 class StereoVideo:
     """Right views of a video, one :meth:`process` call per frame, in order (module doc).
 
     Args:
-        filler: occlusion filler (default: :class:`~worldstereo_ros.stereo.fill.BackgroundTeleaFiller`).
+        filler: occlusion filler (default: :class:`~worldstereo_ros.stereo.fill.BackgroundPushPullFiller`).
         config: :class:`TemporalConfig`.
     """
 
     def __init__(self, filler: OcclusionFiller | None = None, config: TemporalConfig | None = None) -> None:
-        self.filler = filler or BackgroundTeleaFiller()
+        self.filler = filler or BackgroundPushPullFiller()
         self.config = config or TemporalConfig()
         self.reset()
 
@@ -165,7 +165,7 @@ class StereoVideo:
         if not np.isfinite(measured).any():
             raise InputError("left_disparity", "has no known (finite) disparity")
         h, w = measured.shape
-        grey = _grey(left)
+        grey = _grey(left) if cfg.propagate else None
         prev = self._prev if cfg.propagate else None
         if prev is not None and prev["grey"].shape != grey.shape:
             prev = None  # a new image size is a new video
@@ -193,8 +193,10 @@ class StereoVideo:
         right_obs = right_view_disparity(left_full, cfg.max_span_px)
         occlusion = ~np.isfinite(right_obs)
         bg, bg_col = background_neighbours(right_obs)
-        right_full = np.where(occlusion, bg, right_obs).astype(np.float32)
-        right_full[~np.isfinite(right_full)] = np.float32(np.nanmedian(left_full))
+        right_full = bg  # known pixels return themselves
+        unknown = ~np.isfinite(right_full)  # only on rows without any surface
+        if unknown.any():
+            right_full[unknown] = np.float32(np.nanmedian(left_full))
         warped = sample_left(left, right_full)
         warped[occlusion] = 0.0
         fused = occlusion
@@ -222,7 +224,7 @@ class StereoVideo:
             out = self.filler.fill(warped, fused, right_full, observed)
         else:
             prev_rgb, prev_mask = propagated
-            use = fused & prev_mask & np.isfinite(prev_rgb).all(axis=2)
+            use = fused & prev_mask & np.isfinite(prev_rgb[..., 0])  # outside the previous frame: NaN
             if cfg.fill_memory >= 1.0:
                 # the propagated pixels become context: the filler only paints what is new this frame
                 warped[use] = prev_rgb[use]
