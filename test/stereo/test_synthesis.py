@@ -102,3 +102,22 @@ def test_bad_input_names_the_field(rgb, disp, field):
 def test_filler_rejects_bad_options():
     with pytest.raises(InputError, match="band_px"):
         BackgroundTeleaFiller(band_px=0)
+
+
+def test_generator_backend_fills_only_the_occlusions():
+    from worldstereo_ros.stereo.fill import create_filler
+
+    left, disp = _square_scene()
+    K = np.array([[50.0, 0, 29.5], [0, 50.0, 14.5], [0, 0, 1]])
+    filler = create_filler("render_fill", K, fx_baseline=50.0 * 0.1)
+    view = synthesize_right(left, disp, filler=filler)
+    plain = synthesize_right(left, disp)
+    np.testing.assert_array_equal(view.right[~view.occlusion], plain.right[~plain.occlusion])
+    assert np.isfinite(view.right).all() and view.right.min() >= 0 and view.right.max() <= 1
+
+
+def test_unknown_filler_lists_the_valid_ones():
+    from worldstereo_ros.stereo.fill import create_filler
+
+    with pytest.raises(InputError, match="classical"):
+        create_filler("magic")

@@ -74,6 +74,16 @@ def validate(values: dict) -> dict:
     return out
 
 
+def markdown_table() -> str:
+    """The README's parameter table of stereo_node (``python -m worldstereo_ros.ros.stereo_node --params``)."""
+    rows = ["| parameter | type | default | unit | description |", "|---|---|---|---|---|"]
+    for p in STEREO_NODE_PARAMS:
+        extra = f" One of: {', '.join(f'`{c}`' for c in p.choices)}." if p.choices else ""
+        extra += " Start-up only." if p.read_only else ""
+        rows.append(f"| `{p.name}` | {p.type_name} | `{p.default!r}` | {p.unit} | {p.description}{extra} |")
+    return "\n".join(rows)
+
+
 def settings_from(p: dict) -> StereoSettings:
     return StereoSettings(baseline_m=p["baseline_m"], strength=p["strength"], fill=p["fill"], temporal=p["temporal"])
 
@@ -236,4 +246,9 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--params"]:
+        print(markdown_table())
+        raise SystemExit(0)
     raise SystemExit(main())
