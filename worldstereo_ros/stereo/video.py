@@ -115,21 +115,40 @@ def forward_backward_flow(prev_grey: np.ndarray, cur_grey: np.ndarray, preset: s
     dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
     h, w = cur_grey.shape
     if scale < 1.0:
+        # flow and check on the resized frames (threshold in their pixels), then back to full size
         size = (max(8, round(w * scale)), max(8, round(h * scale)))
         small_prev = cv2.resize(prev_grey, size, interpolation=cv2.INTER_AREA)
         small_cur = cv2.resize(cur_grey, size, interpolation=cv2.INTER_AREA)
-        gain = np.array([w / size[0], h / size[1]], np.float32)
-        back = cv2.resize(dis.calc(small_cur, small_prev, None), (w, h), interpolation=cv2.INTER_LINEAR) * gain
-        fwd = cv2.resize(dis.calc(small_prev, small_cur, None), (w, h), interpolation=cv2.INTER_LINEAR) * gain
-    else:
-        back = dis.calc(cur_grey, prev_grey, None)
-        fwd = dis.calc(prev_grey, cur_grey, None)
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        back, trusted = _checked_flow(dis, small_prev, small_cur, fb_threshold_px * size[0] / w)
+        back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / size[0], h / size[1]],
+                                                                                   np.float32)
+        trusted = cv2.resize(trusted.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return back, trusted
+    return _checked_flow(dis, prev_grey, cur_grey, fb_threshold_px)
+
+
+def _checked_flow(dis, prev_grey: np.ndarray, cur_grey: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    back = dis.calc(cur_grey, prev_grey, None)
+    fwd = dis.calc(prev_grey, cur_grey, None)
+    h, w = cur_grey.shape
+    xs, ys = _grid(h, w)
     map_x, map_y = xs + back[..., 0], ys + back[..., 1]
     fwd_at = cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ex, ey = back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1]
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    return back, (ex * ex + ey * ey < fb_threshold_px * fb_threshold_px) & inside
+    return back, (ex * ex + ey * ey < threshold * threshold) & inside
+
+
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(xs, ys) (H, W) float32 pixel coordinates, cached per size (read-only: never write into them)."""
+    if (h, w) not in _GRIDS:
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        xs.flags.writeable = ys.flags.writeable = False
+        _GRIDS[(h, w)] = (xs, ys)
+    return _GRIDS[(h, w)]
 
 
 class StereoVideo:
@@ -169,7 +188,7 @@ class StereoVideo:
         prev = self._prev if cfg.propagate else None
         if prev is not None and prev["grey"].shape != grey.shape:
             prev = None  # a new image size is a new video
-        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        xs, ys = _grid(h, w)
 
         # 1-3. left disparity, completed and (when propagating) filtered along the flow
         if prev is not None:
@@ -204,12 +223,11 @@ class StereoVideo:
         if prev is not None:
             # right pixel -> the left pixel whose motion it shares (its own, or its background neighbour's)
             src_x = np.where(occlusion & (bg_col >= 0), bg_col.astype(np.float32), xs) + right_full
-            r_flow_x = _remap(np.ascontiguousarray(flow[..., 0]), src_x, ys)
-            r_flow_y = _remap(np.ascontiguousarray(flow[..., 1]), src_x, ys)
+            r_flow = _remap(flow, src_x, ys)  # NaN outside the image
             r_trusted = _remap(trusted.astype(np.uint8), src_x, ys, nearest=True).astype(bool)
-            r_trusted &= np.isfinite(r_flow_x) & np.isfinite(r_flow_y)
-            map_x = np.nan_to_num(xs + r_flow_x, nan=-1.0).astype(np.float32)
-            map_y = np.nan_to_num(ys + r_flow_y, nan=-1.0).astype(np.float32)
+            r_trusted &= np.isfinite(r_flow[..., 0])
+            map_x = np.nan_to_num(xs + r_flow[..., 0], nan=-1.0)
+            map_y = np.nan_to_num(ys + r_flow[..., 1], nan=-1.0)
             prev_mask = _remap(prev["mask"].astype(np.uint8), map_x, map_y, nearest=True).astype(bool) & r_trusted
             if cfg.mask_grow_px > 0:
                 k = 2 * cfg.mask_grow_px + 1
