@@ -122,10 +122,17 @@ def main(argv: list[str] | None = None) -> int:
             hz = ev.throughput(frames, K, fill=fill, propagate=temporal)
             results["speed"].append(dict(fill=fill, temporal=temporal, hz=hz))
             print(f"| {fill} | {temporal} | {_f(hz, 1)} |")
-        hz = results["speed"][0]["hz"]
+        try:
+            for temporal in (False, True):
+                hz_node = ev.node_throughput(frames, K, temporal=temporal)
+                results["speed"].append(dict(fill="classical", temporal=temporal, hz=hz_node, whole_node=True))
+                print(f"| classical, whole node path (messages in and out) | {temporal} | {_f(hz_node, 1)} |")
+        except ImportError as err:
+            print(f"(whole node path not measured: {err})")
+        hz = min(r["hz"] for r in results["speed"] if r["fill"] == "classical" and not r["temporal"])
         met = hz >= ev.TARGET_NODE_HZ
         ok &= met
-        print(f"\nclassical fill, per-frame: {hz:.1f} Hz (target >= {ev.TARGET_NODE_HZ:.0f}): {'MET' if met else 'MISSED'}\n")
+        print(f"\nclassical fill, per-frame (slower of library and whole node path): {hz:.1f} Hz (target >= {ev.TARGET_NODE_HZ:.0f}): {'MET' if met else 'MISSED'}\n")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
