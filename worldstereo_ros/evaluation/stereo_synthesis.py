@@ -256,45 +256,5 @@ def throughput(frames, K: np.ndarray, fill: str = "classical", baseline_m: float
     return n / (time.perf_counter() - t0)
 
 
-def node_throughput(frames, K: np.ndarray, fill: str = "classical", temporal: bool = False,
-                    baseline_m: float = 0.065) -> float:
-    """Frames per second of stereo_node's whole per-frame path in this process: message decoding,
-    processing, building and publishing the six output messages (no DDS transport). Needs rclpy and
-    stereo_msgs; raises ImportError without them."""
-    import rclpy
-    from rclpy.parameter import Parameter
-
-    from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
-    from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
-    from worldstereo_ros.ros.frame_sync import SyncedFrame
-    from worldstereo_ros.ros.stereo_node import StereoNode
-
-    frames = list(frames)
-    h, w = frames[0].depth.shape
-    msgs = []
-    for i, f in enumerate(frames):
-        from std_msgs.msg import Header
-
-        header = Header(frame_id="camera_optical")
-        header.stamp.sec = i + 1
-        msgs.append(SyncedFrame(i + 1, numpy_to_image(f.rgb, "rgb8", header), depth_to_image(f.depth, "32FC1", header),
-                                intrinsics_to_camera_info(K, w, h, header)))
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = StereoNode(context=context, parameter_overrides=[
-            Parameter("fill", value=fill), Parameter("temporal", value=temporal), Parameter("baseline_m", value=baseline_m)])
-        try:
-            node._process(msgs[0])  # warm-up
-            t0 = time.perf_counter()
-            for m in msgs[1:]:
-                node._process(m)
-            return (len(msgs) - 1) / (time.perf_counter() - t0)
-        finally:
-            node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
-
-
 def as_dicts(rows) -> list[dict]:
     return [asdict(r) for r in rows]
