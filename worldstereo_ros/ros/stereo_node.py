@@ -47,8 +47,9 @@ STEREO_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("fill", "classical", "Occlusion filler: classical (background push-pull), background-telea, "
               "telea, or the render_fill generator backend.",
               choices=("classical", "background-telea", "telea", "render_fill")),
-    ParamSpec("temporal", True, "Propagate disparity, occlusion masks and fills along the video by "
-              "optical flow (steadier right view, about 1.7x the time per frame)."),
+    ParamSpec("temporal", False, "Propagate disparity, occlusion masks and fills along the video by "
+              "optical flow: steadier fills (about half the flicker on filled pixels) at about twice the time "
+              "per frame; off by default so a 640x480 camera keeps 10 Hz on a small CPU."),
     ParamSpec("right_frame", "", "Frame id of the right camera; empty = <image frame>_right."),
     ParamSpec("publish_tf", True, "Publish the left -> right camera transform on /tf_static."),
     ParamSpec("sync_tolerance_s", 0.02, "Largest stamp difference between image, depth and camera_info "
