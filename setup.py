@@ -30,6 +30,7 @@ setup(
             "worldstereo-ros = worldstereo_ros.cli:main",
             "replay_node = worldstereo_ros.ros.replay_node:main",
             "imagination_node = worldstereo_ros.ros.imagination_node:main",
+            "stereo_node = worldstereo_ros.ros.stereo_node:main",
         ],
     },
 )

@@ -111,12 +111,19 @@ if [[ ! -f "$STAMPS/tf2_msgs" ]] && ! "$VPY" -c "import tf2_msgs.msg" >/dev/null
   build_interfaces tf2_msgs "$ROOT/fallback/tf2_msgs"
   stamp_set tf2_msgs-built yes
 fi
+# The wheels lack stereo_msgs too: DisparityImage, generated the same way, for the stereo node.
+"$VPY" -c "import stereo_msgs.msg" >/dev/null 2>&1 || rm -f "$STAMPS/stereo_msgs"
+if [[ ! -f "$STAMPS/stereo_msgs" ]] && ! "$VPY" -c "import stereo_msgs.msg" >/dev/null 2>&1 \
+    || stamp_ok stereo_msgs-built yes; then
+  build_interfaces stereo_msgs "$ROOT/fallback/stereo_msgs"
+  stamp_set stereo_msgs-built yes
+fi
 build_interfaces interfaces "$ROOT" -DWORLDSTEREO_INTERFACES_ONLY=ON
 # ament_python_install_package leaves an egg-info for the generated part; pip would read it as a
 # second installed worldstereo_ros and remove the generated modules on its next install.
 rm -rf "$VENV"/lib/python3*/site-packages/worldstereo_ros-*.egg-info
 
-"$VPY" -c "import worldstereo_ros.msg, worldstereo_ros.action, tf2_msgs.msg" || {
+"$VPY" -c "import worldstereo_ros.msg, worldstereo_ros.action, tf2_msgs.msg, stereo_msgs.msg" || {
   log "the generated interfaces do not import"; exit 1; }
 
 # 7. The layout a colcon install has, so ROS tools (ros2 run/launch, launch_ros' Node(package=...),

@@ -332,6 +332,11 @@ def _record(args: argparse.Namespace) -> int:
     return main([args.output, *args.topics, *(["--duration", str(args.duration)] if args.duration else [])])
 
 
+def _stereo_cli():
+    from worldstereo_ros.stereo import cli
+
+    return cli
+
 #: Commands whose arguments all go to a node (``--ros-args ...``).
 PASS_THROUGH = ("replay",)
 
@@ -347,6 +352,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "record": ("record topics to an MCAP file (opens in Foxglove and ros2 bag play)", _record_args, _record),
     "bench": ("measure geometry, camera accuracy, cross-path consistency, view fidelity and speed of the "
               "generator backends on real RGB-D data; tables, plots and a contact sheet", _bench_args, _bench),
+    "stereo": ("a right eye, disparity, side-by-side video and red-cyan anaglyph from an RGB-D image, frame folder, "
+               "video or Middlebury pair", lambda p: _stereo_cli().add_parser(p), lambda a: _stereo_cli().run(a)),
     "launch": ("run one of the package's launch files without the ROS 2 launch package (ros2 launch where it is "
                "installed)", _launch_args, _launch),
 }

@@ -1,0 +1,188 @@
+"""Stereo from one camera (issue 16): Middlebury fidelity vs warp + Telea, temporal consistency on 7-Scenes,
+stereo_node throughput. Prints Markdown tables and the targets; exits 1 when a target is missed, 2 when the
+data is absent.
+
+    .venv/bin/python benchmarks/bench_stereo.py [--middlebury DIR ...] [--frames 100] [--sections all]
+
+Targets: full-frame PSNR >= +1.0 dB over warp + Telea and occluded-pixel PSNR above it on every pair;
+E_warp >= 25 % lower with propagation than per-frame at <= 0.2 dB per-frame PSNR loss; >= 10 Hz at
+640 x 480 with the classical fill (and the render_fill fill, reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from worldstereo_ros.evaluation import stereo_synthesis as ev  # noqa: E402
+
+SECTIONS = ("middlebury", "temporal", "speed")
+
+
+def _f(x: float, digits: int = 2) -> str:
+    return f"{x:.{digits}f}"
+
+
+def node_throughput(frames, K, fill: str = "classical", temporal: bool = False,
+                    baseline_m: float = 0.065) -> float:
+    """Frames per second of stereo_node's whole per-frame path in this process: message decoding,
+    processing, building and publishing the six output messages (no DDS transport). Needs rclpy and
+    stereo_msgs; raises ImportError without them. (Here, not in evaluation/: evaluation and ros/ are
+    sibling edges that do not import each other.)"""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Header
+
+    from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
+    from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
+    from worldstereo_ros.ros.frame_sync import SyncedFrame
+    from worldstereo_ros.ros.stereo_node import StereoNode
+
+    frames = list(frames)
+    h, w = frames[0].depth.shape
+    msgs = []
+    for i, f in enumerate(frames):
+        header = Header(frame_id="camera_optical")
+        header.stamp.sec = i + 1
+        msgs.append(SyncedFrame(i + 1, numpy_to_image(f.rgb, "rgb8", header), depth_to_image(f.depth, "32FC1", header),
+                                intrinsics_to_camera_info(K, w, h, header)))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = StereoNode(context=context, parameter_overrides=[
+            Parameter("fill", value=fill), Parameter("temporal", value=temporal),
+            Parameter("baseline_m", value=baseline_m)])
+        try:
+            node._process(msgs[0])  # warm-up
+            t0 = time.perf_counter()
+            for m in msgs[1:]:
+                node._process(m)
+            return (len(msgs) - 1) / (time.perf_counter() - t0)
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = REPO.parent / "shared" / "data"
+    parser.add_argument("--middlebury", nargs="+", default=[str(data / "middlebury-motorcycle")],
+                        help="Middlebury-layout folders (<name>_left.png, _right.png, _disp.npz)")
+    parser.add_argument("--video", default=str(data / "7scenes-redkitchen"), help="7-Scenes-style RGB-D folder")
+    parser.add_argument("--frames", type=int, default=100, help="video frames for E_warp (from frame 0)")
+    parser.add_argument("--pan-frames", type=int, default=60, help="frames of the Middlebury panning video")
+    parser.add_argument("--strength", type=float, default=0.03, help="stereo deviation strength of the video rig")
+    parser.add_argument("--sections", nargs="+", default=["all"], choices=("all",) + SECTIONS)
+    parser.add_argument("--out", default=str(REPO / "outputs" / "bench" / "stereo.json"))
+    args = parser.parse_args(argv)
+    sections = SECTIONS if "all" in args.sections else tuple(args.sections)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    ok, results = True, {}
+
+    if "middlebury" in sections:
+        pairs = [Path(p) for p in args.middlebury if (Path(p)).is_dir()]
+        if not pairs:
+            print(f"no Middlebury folder among {args.middlebury}", file=sys.stderr)
+            return 2
+        print("### Middlebury: right view from the left image + ground-truth disparity\n")
+        print("| pair | method | PSNR full | PSNR occluded | SSIM full | SSIM occluded | sharpness full | "
+              "sharpness occluded | occluded | seconds |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        results["middlebury"] = []
+        for folder in pairs:
+            rows = ev.evaluate_pair(folder)
+            for r in rows:
+                print(f"| {r.pair} | {r.method} | {_f(r.psnr_full)} | {_f(r.psnr_occluded)} | {_f(r.ssim_full, 3)} | "
+                      f"{_f(r.ssim_occluded, 3)} | {_f(r.sharpness_full)} | {_f(r.sharpness_occluded)} | "
+                      f"{r.occluded_fraction:.1%} | {_f(r.seconds)} |")
+            met = ev.pair_targets_met(rows)
+            ok &= met
+            results["middlebury"].append(dict(rows=ev.as_dicts(rows), target_met=met))
+            print(f"\n{folder.name}: ours {rows[1].psnr_full - rows[0].psnr_full:+.2f} dB full (target >= "
+                  f"+{ev.TARGET_PSNR_GAIN_DB}), occluded {rows[1].psnr_occluded:.2f} vs "
+                  f"{rows[0].psnr_occluded:.2f} dB: "
+                  f"{'MET' if met else 'MISSED'}\n")
+
+    video_frames = None
+    if "temporal" in sections or "speed" in sections:
+        from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
+
+        if not (Path(args.video) / "camera-intrinsics.txt").is_file():
+            print(f"no 7-Scenes folder at {args.video}", file=sys.stderr)
+            return 2
+        folder = RgbdFolder(args.video)
+        video_frames = [folder.read(i) for i in folder.indices[: args.frames]]
+        K = folder.K
+
+    if "temporal" in sections:
+        rows, baseline, floor = ev.temporal_consistency(video_frames, K, strength=args.strength)
+        per, fused = rows
+        print(f"### Temporal consistency: 7-Scenes redkitchen, {len(video_frames)} frames, strength "
+              f"{args.strength} -> baseline {baseline * 1000:.1f} mm\n")
+        print("| method | E_warp all | E_warp filled pixels | E_warp observed pixels | s / frame |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r.method} | {_f(r.ewarp_all, 4)} | {_f(r.ewarp_filled, 4)} | {_f(r.ewarp_observed, 4)} | "
+                  f"{_f(r.seconds_per_frame, 3)} |")
+        print(f"| input left video (floor) | {_f(floor, 4)} | | | |")
+        pan = ev.pan_video_psnr(args.middlebury[0], frames=args.pan_frames)
+        loss = pan["per-frame"] - pan["propagated"]
+        red_all = 1 - fused.ewarp_all / per.ewarp_all
+        red_filled = 1 - fused.ewarp_filled / per.ewarp_filled
+        print(f"\nMiddlebury panning video ({args.pan_frames} frames, real right crops): PSNR per-frame "
+              f"{pan['per-frame']:.2f} dB, propagated {pan['propagated']:.2f} dB (loss {loss:+.2f} dB, target <= "
+              f"{ev.TARGET_PSNR_LOSS_DB}); E_warp per-frame {pan['ewarp_per-frame']:.4f}, propagated "
+              f"{pan['ewarp_propagated']:.4f}")
+        met_filled = red_filled >= ev.TARGET_EWARP_REDUCTION and loss <= ev.TARGET_PSNR_LOSS_DB
+        met_all = red_all >= ev.TARGET_EWARP_REDUCTION and loss <= ev.TARGET_PSNR_LOSS_DB
+        print(f"E_warp reduction: all pixels {red_all:.1%}, filled pixels {red_filled:.1%} (target >= "
+              f"{ev.TARGET_EWARP_REDUCTION:.0%}): all pixels {'MET' if met_all else 'MISSED'}, filled pixels "
+              f"{'MET' if met_filled else 'MISSED'}\n")
+        ok &= met_all
+        results["temporal"] = dict(rows=ev.as_dicts(rows), baseline_m=baseline, floor_ewarp=floor, pan=pan,
+                                   reduction_all=red_all, reduction_filled=red_filled, met_all=met_all,
+                                   met_filled=met_filled)
+
+    if "speed" in sections:
+        frames = video_frames[:30]
+        print("### stereo_node processing rate, 640 x 480 (StereoProcessor per message, 1 thread)\n")
+        print("| fill | temporal | Hz |")
+        print("|---|---|---|")
+        results["speed"] = []
+        for fill, temporal in (("classical", False), ("classical", True), ("render_fill", False)):
+            hz = ev.throughput(frames, K, fill=fill, propagate=temporal)
+            results["speed"].append(dict(fill=fill, temporal=temporal, hz=hz))
+            print(f"| {fill} | {temporal} | {_f(hz, 1)} |")
+        try:
+            for temporal in (False, True):
+                hz_node = node_throughput(frames, K, temporal=temporal)
+                results["speed"].append(dict(fill="classical", temporal=temporal, hz=hz_node, whole_node=True))
+                print(f"| classical, whole node path (messages in and out) | {temporal} | {_f(hz_node, 1)} |")
+        except ImportError as err:
+            print(f"(whole node path not measured: {err})")
+        hz = min(r["hz"] for r in results["speed"] if r["fill"] == "classical" and not r["temporal"])
+        met = hz >= ev.TARGET_NODE_HZ
+        ok &= met
+        print(f"\nclassical fill, per-frame (slower of library and whole node path): {hz:.1f} Hz "
+              f"(target >= {ev.TARGET_NODE_HZ:.0f}): {'MET' if met else 'MISSED'}\n")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=float))
+    print(f"all targets {'MET' if ok else 'NOT met'}; results in {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""``worldstereo-ros stereo``: right views, disparity, a side-by-side video and a red-cyan anaglyph preview
+from an image, a frame folder, a video or a Middlebury pair.
+
+Inputs (``source``):
+
+* a Middlebury-layout folder (``<name>_left.png`` + ``<name>_disp.npz``): its left image and ground-truth
+  disparity with the pair's own calibration, or, with ``--baseline-m``, a virtual rig of that baseline
+  (principal points aligned; ``--strength`` does not apply);
+* an RGB-D sequence folder (7-Scenes ``camera-intrinsics.txt`` or TUM ``rgb.txt``): colour, depth and K;
+* an image file, with ``--depth FILE`` and ``--intrinsics``;
+* a folder of images or a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), with ``--depth FOLDER`` (one
+  depth file per frame, in name order) and ``--intrinsics``. Monocular depth estimation is not part of
+  this command: without depth it stops and says so.
+
+Outputs under ``--out``: ``right/000000.png`` ..., ``disparity/000000.png`` (uint16, disparity x 256, the
+KITTI convention; left view), ``occlusion/000000.png`` (255 = filled), ``disparity_preview.png``,
+``anaglyph.jpg`` (red-cyan, the middle frame), ``side_by_side.mp4`` (more than one frame) or
+``side_by_side.png``, and ``stereo.json`` (rig and settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from itertools import islice
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from worldstereo_ros.errors import InputError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="image file, frame folder, video file, RGB-D sequence folder or Middlebury folder")
+    p.add_argument("--depth", default=None, help="depth for an image (file) or for a video / image folder (folder "
+                   "of uint16 mm PNG or float metre .npy files, one per frame)")
+    p.add_argument("--intrinsics", default=None, help="'fx,fy,cx,cy' or a file with K (image, video, image folder)")
+    p.add_argument("--baseline-m", type=float, default=0.0, help="rig baseline in metres; 0 = from --strength")
+    p.add_argument("--strength", type=float, default=0.03, help="stereo deviation strength: disparity range as a "
+                   "fraction of the image width, mapped to a baseline from the first frame's depth range")
+    p.add_argument("--fill", default="classical", help="occlusion filler: classical, background-telea, telea or a "
+                   "generator backend "
+                   "(render_fill)")
+    p.add_argument("--no-temporal", action="store_true", help="process frames independently (no flow propagation)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames; 0 = all")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of side_by_side.mp4")
+    p.add_argument("--out", default="outputs/stereo", help="output folder")
+
+
+def _check_needs(args: argparse.Namespace, kind: str) -> np.ndarray:
+    from worldstereo_ros.datasets.snapshot_files import parse_intrinsics
+
+    if args.depth is None:
+        raise InputError("depth", f"a {kind} needs --depth (monocular depth estimation is not available in this "
+                                  "command)")
+    if args.intrinsics is None:
+        raise InputError("intrinsics", f"a {kind} needs --intrinsics ('fx,fy,cx,cy' or a file with K)")
+    return parse_intrinsics(args.intrinsics)
+
+
+def _depth_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError("depth", f"{folder} is not a folder of per-frame depth files")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".npy"))
+    if not files:
+        raise InputError("depth", f"{folder} holds no .png or .npy depth files")
+    return files
+
+
+def iter_frames(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(rgb uint8 (H, W, 3), depth metres (H, W) float32, K (3, 3)) per frame of an RGB-D source."""
+    from worldstereo_ros.datasets.snapshot_files import read_depth, read_rgb
+
+    source = Path(args.source)
+    if source.is_dir() and ((source / "camera-intrinsics.txt").is_file() or (source / "rgb.txt").is_file()):
+        from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
+
+        seq = open_rgbd_sequence(source)
+        for index in seq.indices:
+            frame = seq.read(index)
+            yield frame.rgb, frame.depth, frame.K
+        return
+    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        K = _check_needs(args, "single image")
+        yield read_rgb(source), read_depth(args.depth), K
+        return
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        K = _check_needs(args, "video")
+        depths = _depth_files(Path(args.depth))
+        cap = cv2.VideoCapture(str(source))
+        if not cap.isOpened():
+            raise InputError("source", f"{source}: OpenCV cannot open this video")
+        try:
+            for depth_file in depths:
+                ok, bgr = cap.read()
+                if not ok:
+                    return
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), read_depth(depth_file), K
+        finally:
+            cap.release()
+        return
+    if source.is_dir():
+        K = _check_needs(args, "frame folder")
+        images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        depths = _depth_files(Path(args.depth))
+        if not images:
+            raise InputError("source", f"{source} holds no images")
+        if len(images) != len(depths):
+            raise InputError("depth", f"{len(depths)} depth files for {len(images)} images in {source}")
+        for image, depth in zip(images, depths):
+            yield read_rgb(image), read_depth(depth), K
+        return
+    raise InputError("source", f"{source}: expected an image, a video ({', '.join(VIDEO_SUFFIXES)}), or a folder")
+
+
+def _is_middlebury(source: Path) -> bool:
+    return source.is_dir() and any(source.glob("*_disp.npz")) and any(source.glob("*_left.png"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command (module doc); 0 on success, 2 on bad input (message on stderr)."""
+    import sys
+
+    from worldstereo_ros.errors import WorldStereoError
+
+    try:
+        return _run(args)
+    except WorldStereoError as err:
+        print(f"worldstereo-ros stereo: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from worldstereo_ros.io.images import write_mask_png, write_rgb_png
+    from worldstereo_ros.io.video import write_video
+    from worldstereo_ros.stereo.preview import anaglyph, disparity_colour, disparity_png16, side_by_side
+
+    if args.max_frames < 0:
+        raise InputError("max_frames", f"expected >= 0, got {args.max_frames}")
+    out = Path(args.out)
+    for sub in ("right", "disparity", "occlusion"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    sbs, lefts, rights, info = [], [], [], {}
+    source = Path(args.source)
+    views = _views(args, source)
+    for i, (left, view, rig) in enumerate(islice(views, args.max_frames) if args.max_frames else views):
+        write_rgb_png(out / "right" / f"{i:06d}.png", view.right)
+        cv2.imwrite(str(out / "disparity" / f"{i:06d}.png"), disparity_png16(view.left_disparity))
+        write_mask_png(out / "occlusion" / f"{i:06d}.png", view.occlusion)
+        sbs.append(side_by_side(left, view.right))
+        lefts.append(left)
+        rights.append(view.right)
+        if i == 0:
+            write_rgb_png(out / "disparity_preview.png", disparity_colour(view.left_disparity))
+            info = dict(source=str(source), baseline_m=rig.baseline_m, fx=rig.fx, doffs_px=rig.doffs_px,
+                        fill=args.fill, temporal=not args.no_temporal, P_right=rig.P_right.tolist())
+        print(f"frame {i}: {view.occlusion.mean():.1%} occluded", flush=True)
+    if not sbs:
+        raise InputError("source", f"{source}: no frames")
+    mid = len(lefts) // 2
+    cv2.imwrite(str(out / "anaglyph.jpg"), cv2.cvtColor(anaglyph(lefts[mid], rights[mid]), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if len(sbs) > 1:
+        write_video(out / "side_by_side.mp4", np.stack(sbs), fps=args.fps)
+    else:
+        write_rgb_png(out / "side_by_side.png", sbs[0])
+    info["frames"] = len(sbs)
+    (out / "stereo.json").write_text(json.dumps(info, indent=1))
+    print(f"{len(sbs)} frame(s), baseline {info['baseline_m'] * 1000:.1f} mm -> {out}")
+    return 0
+
+
+def _views(args: argparse.Namespace, source: Path):
+    """(left uint8, StereoView, StereoRig) per frame."""
+    from worldstereo_ros.geometry.stereo_rig import StereoRig
+    from worldstereo_ros.stereo.fill import create_filler
+    from worldstereo_ros.stereo.processor import StereoProcessor, StereoSettings
+    from worldstereo_ros.stereo.synthesis import synthesize_right
+
+    if _is_middlebury(source):
+        from worldstereo_ros.datasets.middlebury import read_middlebury
+        from worldstereo_ros.evaluation.stereo_synthesis import find_pair_name
+
+        pair = read_middlebury(source, name=find_pair_name(source))
+        rig, disparity = StereoRig(pair.K, pair.baseline_m, pair.doffs_px), pair.disparity
+        if args.baseline_m > 0:  # a virtual rig with aligned principal points: d' = (d + doffs) * B' / B
+            rig = StereoRig(pair.K, args.baseline_m)
+            disparity = (pair.disparity + np.float32(pair.doffs_px)) * np.float32(args.baseline_m / pair.baseline_m)
+        filler = create_filler(args.fill, rig.K_right, rig.fx * rig.baseline_m, rig.doffs_px)
+        yield pair.left, synthesize_right(pair.left, disparity, filler=filler), rig
+        return
+    proc = StereoProcessor(StereoSettings(baseline_m=args.baseline_m, strength=args.strength, fill=args.fill,
+                                         temporal=not args.no_temporal))
+    for rgb, depth, K in iter_frames(args):
+        frame = proc.process(rgb, depth, K)
+        yield rgb, frame.view, frame.rig

@@ -1,0 +1,237 @@
+"""Occlusion fillers: the pluggable last stage of :func:`~worldstereo_ros.stereo.synthesis.synthesize_right`.
+
+In a rectified rig every occlusion of the right view is a *background disocclusion*: the right camera
+sees a strip of background that a nearer surface hid from the left camera. A filler must therefore draw
+on the background side of each hole, never on the foreground edge beside it (which is what a plain
+inpainting smears in, and what keeps a one-pixel warp + Telea low on occluded pixels).
+
+* :class:`BackgroundPushPullFiller` (``classical``, CPU, the default): the occluder's edge is hidden
+  (covered pixels within ``band_px`` on the row of a hole whose disparity is more than ``fg_margin_px``
+  above the hole's background disparity), then a push-pull pyramid fills the hole from the background
+  around it. Better than Telea on Middlebury occlusions and a few times faster.
+* :class:`BackgroundTeleaFiller` (``background-telea``): the same hiding, Telea inpainting instead.
+* :class:`GeneratorFiller`: any :class:`~worldstereo_ros.generation.base.Generator` backend (render_fill
+  now; the learned generator when it lands) fills the right view from its render, as the refiner of
+  SpatialDreamer does. The deviation strength is passed on for backends that can condition on it.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import cv2
+import numpy as np
+
+from worldstereo_ros.errors import InputError
+
+
+class OcclusionFiller(abc.ABC):
+    """Fills the occluded pixels of a synthesised right view."""
+
+    #: Short name used in reports, the CLI and the ROS parameter ``fill``.
+    name: str = ""
+
+    @abc.abstractmethod
+    def fill(self, rgb: np.ndarray, occlusion: np.ndarray, disparity: np.ndarray,
+             observed_disparity: np.ndarray) -> np.ndarray:
+        """Return a filled copy of ``rgb``.
+
+        Args:
+            rgb: (H, W, 3) float32 in [0, 1], the right view; occluded pixels are 0. Not modified.
+            occlusion: (H, W) bool, pixels to fill.
+            disparity: (H, W) float32 right-view disparity, pixels, complete (occlusions carry the
+                background's disparity).
+            observed_disparity: (H, W) float32, the same with NaN on occluded pixels.
+        Returns:
+            (H, W, 3) float32 in [0, 1]; equal to ``rgb`` outside ``occlusion``.
+        """
+
+
+def _to_u8(rgb: np.ndarray) -> np.ndarray:
+    return (rgb * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def _check_band(radius_px: float | None, band_px: int, fg_margin_px: float) -> None:
+    if radius_px is not None and not (np.isfinite(radius_px) and radius_px > 0):
+        raise InputError("radius_px", f"expected a finite number > 0, got {radius_px!r}")
+    if isinstance(band_px, bool) or not isinstance(band_px, int) or band_px < 1:
+        raise InputError("band_px", f"expected an integer >= 1, got {band_px!r}")
+    if not (np.isfinite(fg_margin_px) and fg_margin_px >= 0):
+        raise InputError("fg_margin_px", f"expected a finite number >= 0, got {fg_margin_px!r}")
+
+
+def foreground_beside_holes(occlusion: np.ndarray, disparity: np.ndarray, observed_disparity: np.ndarray,
+                            band_px: int, fg_margin_px: float) -> np.ndarray:
+    """(H, W) bool: covered pixels within ``band_px`` on the row of a hole whose observed disparity exceeds
+    the largest background disparity of the holes there by more than ``fg_margin_px`` (the occluder's edge)."""
+    kernel = np.ones((1, 2 * band_px + 1), np.uint8)
+    near_hole = cv2.dilate(occlusion.astype(np.uint8), kernel).astype(bool) & ~occlusion
+    hole_bg = cv2.dilate(np.where(occlusion, disparity, -np.inf).astype(np.float32), kernel)
+    observed = np.nan_to_num(observed_disparity, nan=-np.inf)
+    return near_hole & (observed > hole_bg + fg_margin_px)
+
+
+def push_pull(rgb: np.ndarray, known: np.ndarray, fill: np.ndarray | None = None) -> np.ndarray:
+    """Fill unknown pixels from a weighted image pyramid (push-pull): each level averages the known pixels
+    below it, and unknown pixels take the coarser level's value, so holes get the mean colour of their
+    nearest known surroundings at the scale of the hole.
+
+    Args:
+        rgb: (H, W, 3) float32. known: (H, W) bool. fill: (H, W) bool, the pixels to return (default: all
+            unknown ones); only those are computed at full resolution.
+    Returns:
+        (N, 3) float32 colours of the ``fill`` pixels, in row-major order.
+    """
+    w = known.astype(np.float32)
+    level0 = np.empty(rgb.shape[:2] + (4,), np.float32)
+    np.multiply(rgb, w[..., None], out=level0[..., :3])
+    level0[..., 3] = w
+    pyramid = [cv2.pyrDown(level0)]
+    while min(pyramid[-1].shape[:2]) > 4:
+        pyramid.append(cv2.pyrDown(pyramid[-1]))
+    filled = pyramid[-1]
+    for level in pyramid[-2::-1]:
+        coarse = cv2.pyrUp(filled, dstsize=(level.shape[1], level.shape[0]))
+        filled = level + (1.0 - np.minimum(level[..., 3:], 1.0)) * coarse
+    # full resolution: unknown pixels have weight 0 there, so they are the upsampled coarse value
+    top = cv2.pyrUp(filled, dstsize=(rgb.shape[1], rgb.shape[0]))
+    sel = top[~known if fill is None else fill]
+    return sel[:, :3] / np.maximum(sel[:, 3:], 1e-6)
+
+
+class BackgroundPushPullFiller(OcclusionFiller):
+    """Push-pull filling from the background side only (module doc): the occluder's edge beside each hole
+    is hidden from the pyramid, so the hole takes the colour of the background around it.
+
+    Args:
+        band_px: how far along the row from a hole a foreground edge is hidden, pixels.
+        fg_margin_px: a covered pixel counts as foreground when its disparity exceeds the nearby hole's
+            background disparity by more than this, pixels.
+    """
+
+    name = "classical"
+
+    def __init__(self, band_px: int = 9, fg_margin_px: float = 1.0) -> None:
+        _check_band(None, band_px, fg_margin_px)
+        self.band_px = band_px
+        self.fg_margin_px = float(fg_margin_px)
+
+    def fill(self, rgb, occlusion, disparity, observed_disparity):
+        occlusion = np.asarray(occlusion, dtype=bool)
+        out = np.array(rgb, dtype=np.float32, copy=True)
+        if not occlusion.any():
+            return out
+        hidden = occlusion | foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px,
+                                                     self.fg_margin_px)
+        out[occlusion] = push_pull(out, ~hidden, occlusion)
+        return out
+
+
+class BackgroundTeleaFiller(OcclusionFiller):
+    """Telea inpainting that only sees the background side of each occlusion (module doc).
+
+    Args:
+        radius_px: Telea neighbourhood radius, pixels.
+        band_px, fg_margin_px: as :class:`BackgroundPushPullFiller`.
+    """
+
+    name = "background-telea"
+
+    def __init__(self, radius_px: float = 3.0, band_px: int = 9, fg_margin_px: float = 1.0) -> None:
+        _check_band(radius_px, band_px, fg_margin_px)
+        self.radius_px = float(radius_px)
+        self.band_px = band_px
+        self.fg_margin_px = float(fg_margin_px)
+
+    def fill(self, rgb, occlusion, disparity, observed_disparity):
+        occlusion = np.asarray(occlusion, dtype=bool)
+        if not occlusion.any():
+            return np.array(rgb, dtype=np.float32, copy=True)
+        mask = occlusion | foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px,
+                                                   self.fg_margin_px)
+        src = _to_u8(np.where(mask[..., None], 0.0, rgb))
+        painted = cv2.inpaint(src, mask.astype(np.uint8) * 255, self.radius_px, cv2.INPAINT_TELEA)
+        out = np.array(rgb, dtype=np.float32, copy=True)
+        out[occlusion] = painted[occlusion].astype(np.float32) / np.float32(255.0)
+        return out
+
+
+class TeleaFiller(OcclusionFiller):
+    """Plain Telea inpainting of the occlusions (the classical reference, no background bias)."""
+
+    name = "telea"
+
+    def __init__(self, radius_px: float = 3.0) -> None:
+        if not (np.isfinite(radius_px) and radius_px > 0):
+            raise InputError("radius_px", f"expected a finite number > 0, got {radius_px!r}")
+        self.radius_px = float(radius_px)
+
+    def fill(self, rgb, occlusion, disparity, observed_disparity):
+        occlusion = np.asarray(occlusion, dtype=bool)
+        painted = cv2.inpaint(_to_u8(rgb), occlusion.astype(np.uint8) * 255, self.radius_px, cv2.INPAINT_TELEA)
+        out = np.array(rgb, dtype=np.float32, copy=True)
+        out[occlusion] = painted[occlusion].astype(np.float32) / np.float32(255.0)
+        return out
+
+
+class GeneratorFiller(OcclusionFiller):
+    """Fill with a generator backend (:mod:`worldstereo_ros.generation`): the right view, its depth
+    (from the complete disparity) and the covered mask become a one-frame generation request.
+
+    Args:
+        backend: a :class:`~worldstereo_ros.generation.base.Generator` or a backend name.
+        K_right: (3, 3) right intrinsics. fx_baseline: ``fx * B`` (pixels x metres). doffs_px: principal
+            point offset (depth = fx * B / (d + doffs)).
+    """
+
+    def __init__(self, backend, K_right: np.ndarray, fx_baseline: float, doffs_px: float = 0.0) -> None:
+        from worldstereo_ros.generation.base import Generator, create_backend
+
+        self.backend = create_backend(backend) if isinstance(backend, str) else backend
+        if not isinstance(self.backend, Generator):
+            raise InputError("backend", f"expected a Generator or a backend name, got {type(backend).__name__}")
+        self.name = self.backend.name
+        self.K_right = np.asarray(K_right, dtype=np.float64)
+        self.fx_baseline = float(fx_baseline)
+        self.doffs_px = float(doffs_px)
+
+    def fill(self, rgb, occlusion, disparity, observed_disparity):
+        from worldstereo_ros.generation.base import GenerationRequest
+        from worldstereo_ros.snapshot import Snapshot
+
+        occlusion = np.asarray(occlusion, dtype=bool)
+        h, w = occlusion.shape
+        shifted = np.asarray(disparity, dtype=np.float64) + self.doffs_px
+        depth = np.where(np.isfinite(shifted) & (shifted > 0), self.fx_baseline / np.maximum(shifted, 1e-6), 0.0)
+        depth = depth.astype(np.float32)
+        covered = ~occlusion
+        request = GenerationRequest(
+            K=self.K_right[None], T_world_cam=np.eye(4)[None], height=h, width=w,
+            cond_rgb=np.asarray(rgb, dtype=np.float32)[None], cond_depth=np.where(covered, depth, 0.0)[None],
+            cond_mask=covered[None], cond_index=np.where(covered, np.arange(h * w).reshape(h, w), -1)[None],
+            references=[[]], source=Snapshot(np.asarray(rgb, dtype=np.float32), depth, self.K_right),
+            trajectory_id="stereo_right")
+        frames = self.backend.generate(request)
+        out = np.array(rgb, dtype=np.float32, copy=True)
+        out[occlusion] = frames.rgb[0][occlusion]
+        return out
+
+
+def create_filler(name: str, K_right: np.ndarray | None = None, fx_baseline: float | None = None,
+                  doffs_px: float = 0.0) -> OcclusionFiller:
+    """A filler by name: ``classical`` (background push-pull), ``background-telea``, ``telea``, or any
+    generator backend name (then ``K_right`` and ``fx_baseline`` are required)."""
+    if name == BackgroundPushPullFiller.name:
+        return BackgroundPushPullFiller()
+    if name == BackgroundTeleaFiller.name:
+        return BackgroundTeleaFiller()
+    if name == TeleaFiller.name:
+        return TeleaFiller()
+    from worldstereo_ros.generation.base import available_backends
+
+    if name in available_backends():
+        if K_right is None or fx_baseline is None:
+            raise InputError("fill", f"the {name!r} backend needs the rig (K_right, fx_baseline)")
+        return GeneratorFiller(name, K_right, fx_baseline, doffs_px)
+    raise InputError("fill", f"unknown filler {name!r}; valid: classical, background-telea, telea, "
+                           f"{', '.join(available_backends())}")
