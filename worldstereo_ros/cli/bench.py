@@ -57,8 +57,9 @@ def _calibration(text: str | None) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Run the bench for parsed ``args``; 0 on success, 2 on bad input (message on stderr)."""
     # lazy: the benchmark imports torch, Open3D and matplotlib (--help stays fast)
+    from worldstereo_ros.evaluation.bench_config import SECTIONS, BenchConfig, parse_frames
     from worldstereo_ros.evaluation.bench_report import markdown, write_report
-    from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, parse_frames, run_benchmark
+    from worldstereo_ros.evaluation.benchmark import run_benchmark
 
     data = Path(args.data) if args.data else shared_data_dir() / "7scenes-redkitchen"
     if not ((data / "camera-intrinsics.txt").is_file() or (data / "rgb.txt").is_file()):

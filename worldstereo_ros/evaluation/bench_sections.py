@@ -1,75 +1,34 @@
-"""The benchmark suite behind ``worldstereo-ros bench``: geometry, camera accuracy, cross-path consistency,
-image fidelity and speed of every generator backend on real RGB-D data (and one real stereo pair).
-
-Sections (each a list of flat rows, so the report can print and plot them and the JSON stays plain):
-
-* ``geometry``: the ground-truth frames s, s+step, ..., s+span are TSDF-fused into a reference
-  (:func:`~worldstereo_ros.evaluation.reconstruction.fuse_reference`); the pipeline, started from frame s
-  alone, imagines the views at the other frames' ground-truth poses and its global cache is scored against
-  the reference (accuracy, completeness, F1 at 2/5/10 cm, Chamfer). Frame s's own points are the floor.
-* ``camera``: the camera path is estimated from the generated frames alone
-  (:func:`~worldstereo_ros.evaluation.camera_accuracy.estimate_path`) and compared with the commanded path
-  (RotErr, TransErr, ATE); the same frames against the path run backwards show that a generator ignoring its
-  path would be caught, and the real frames give the estimator's own error.
-  The plain cache render (frame s's points drawn at the commanded poses, no generator) is the row to
-  beat; the section is informative only for backends whose frames are not renders of the cache
-  (:func:`frames_are_cache_renders`): for those, exact depth at exactly the commanded pose makes it
-  unable to fail.
-* ``consistency``: :mod:`~worldstereo_ros.evaluation.consistency` for no memory / GGM / GGM+SSM: both
-  routes' views against the truth (real check frames the runs never saw; the procedural room's true
-  render) beside route-vs-route agreement, and the z-buffer + Telea level.
-* ``fill``: the forward-backward fill protocol (:mod:`~worldstereo_ros.evaluation.fill_protocol`) for Telea,
-  every registered backend (and, for backends that read references, the same without the partner
-  reference), on seeded pairs of the data and of the procedural room.
-* ``fidelity``: views at ground-truth poses vs the real frames, with the one-pixel z-buffer + Telea
-  baseline side by side (:mod:`~worldstereo_ros.evaluation.view_fidelity`): PSNR, SSIM, sharpness.
-* ``stereo``: the right view of the Middlebury pair synthesised from the left image and its ground-truth
-  depth, against the real right image, with the same baseline.
-* ``speed``: a demo-sized run (procedural snapshot, 4 trajectories) per backend: per-stage seconds, frames
-  per second and peak resident memory.
-
-Every backend is deterministic for a seed, so two runs give the same numbers except in ``speed`` (and the
-``seconds`` columns). Across machines, the thread counts of torch, OpenCV and BLAS change the order of
-floating-point sums (and OpenCV's parallel loops), so the bench fixes them (:data:`BENCH_THREADS`,
-:func:`fixed_threads`) and records the library versions in ``config["environment"]``.
-
-Tuning discipline: ``frames`` restricts every start, target, check frame and pair to one range of the
-sequence. The reported numbers come from 7-Scenes frames 200-299 (the shared data's report split); defaults
-are tuned on 0-199 and 300-599 only.
-"""
+"""The sections of the bench (:mod:`~worldstereo_ros.evaluation.benchmark` says what each measures): every
+function appends its rows to a :class:`~worldstereo_ros.evaluation.bench_config.BenchResults`."""
 
 from __future__ import annotations
 
-import contextlib
-import math
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from worldstereo_ros.datasets.middlebury import read_middlebury
+from worldstereo_ros.datasets.procedural_scene import build_scene, procedural_snapshot
 from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
-from worldstereo_ros.datasets.tum_rgbd import TumSequence, open_rgbd_sequence
+from worldstereo_ros.datasets.tum_rgbd import TumSequence
 from worldstereo_ros.errors import InputError, WorldStereoError
+from worldstereo_ros.evaluation.bench_config import CACHE_RENDER_BACKENDS, THRESHOLDS_M, BenchConfig, BenchResults
 from worldstereo_ros.evaluation.camera_accuracy import estimate_path, path_errors
 from worldstereo_ros.evaluation.consistency import consistency_rows, room_checks, sequence_checks
+from worldstereo_ros.evaluation.fill_protocol import fill_rows, protocol_pairs
+from worldstereo_ros.evaluation.procedural_sequence import ProceduralSequence
 from worldstereo_ros.evaluation.reconstruction import fuse_reference, reconstruction_score
 from worldstereo_ros.evaluation.resources import PeakRss
 from worldstereo_ros.evaluation.view_fidelity import baseline_view, evaluate_start, score_view
-from worldstereo_ros.generation.base import resolve_backend
+from worldstereo_ros.generation.base import available_backends, create_backend, resolve_backend
+from worldstereo_ros.geometry.projection import depth_to_points
+from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
+from worldstereo_ros.pipeline import STAGES, ImaginationPipeline, PipelineConfig, Trajectory
 from worldstereo_ros.snapshot import Snapshot
-
-THRESHOLDS_M = (0.02, 0.05, 0.10)
-SECTIONS = ("geometry", "camera", "consistency", "fill", "fidelity", "stereo", "speed")
-#: Threads torch, OpenCV and BLAS use inside the bench (the numbers must not depend on the machine's cores).
-BENCH_THREADS = 1
-#: The report split of the shared 7-Scenes data (its README): the bench's default frame range.
-REPORT_FRAMES = (200, 299)
-#: Backends whose frames are the cache rendered at exactly the commanded pose wherever it covers the view.
-CACHE_RENDER_BACKENDS = ("render_fill",)
 
 
 def frames_are_cache_renders(backend: str) -> bool:
@@ -82,167 +41,7 @@ def frames_are_cache_renders(backend: str) -> bool:
     return bool(flag) if flag is not None else backend in CACHE_RENDER_BACKENDS
 
 
-@contextlib.contextmanager
-def fixed_threads(n: int = BENCH_THREADS):
-    """Run the block with ``n`` threads in torch, OpenCV and (through threadpoolctl, when installed) BLAS and
-    OpenMP, restoring the previous counts after."""
-    import cv2
-
-    before_torch, before_cv = torch.get_num_threads(), cv2.getNumThreads()
-    limits = contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(n)
-    except ImportError:  # numpy's BLAS then keeps its own count; the bench's maths is torch and OpenCV
-        pass
-    torch.set_num_threads(n)
-    cv2.setNumThreads(n)
-    try:
-        with limits:
-            yield
-    finally:
-        torch.set_num_threads(before_torch)
-        cv2.setNumThreads(before_cv)
-
-
-def environment() -> dict:
-    """Library versions and thread counts that the numbers may depend on (stored with the results)."""
-    import cv2
-    import open3d
-    import skimage
-
-    return dict(python=platform.python_version(), numpy=np.__version__, torch=torch.__version__,
-                opencv=cv2.__version__, open3d=open3d.__version__, scikit_image=skimage.__version__,
-                threads=BENCH_THREADS, **_checkout())
-
-
-def _checkout() -> dict:
-    """The commit of the checkout the code runs from and whether tracked files differ from it."""
-    import subprocess
-
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return dict(commit=None, uncommitted_changes=None)
-    return dict(commit=commit, uncommitted_changes=bool(dirty))
-
-
-def data_fingerprint(folder: Path) -> str:
-    """SHA-256 over the names and bytes of every file under ``folder`` (sorted): two machines that disagree
-    on a deterministic number first compare this, the versions and the commit."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def parse_frames(text: str | None) -> tuple[int, int] | None:
-    """``"200-299"`` -> (200, 299) (inclusive); ``"all"`` or None -> None. Raises InputError naming ``frames``."""
-    if text is None or text == "all":
-        return None
-    try:
-        lo, hi = (int(v) for v in str(text).split("-"))
-    except ValueError as exc:
-        raise InputError("frames", f"expected FIRST-LAST (e.g. 200-299) or 'all', got {text!r}") from exc
-    if not 0 <= lo < hi:
-        raise InputError("frames", f"expected 0 <= FIRST < LAST, got {text!r}")
-    return lo, hi
-
-
-@dataclass
-class BenchConfig:
-    """What to measure. :meth:`full` and :meth:`quick` are the two presets of the CLI.
-
-    Attributes:
-        data: 7-Scenes-style folder (rgb, depth, pose per frame, ``camera-intrinsics.txt``) or TUM RGB-D
-            sequence (:func:`~worldstereo_ros.datasets.tum_rgbd.open_rgbd_sequence`).
-        middlebury: Middlebury folder (:func:`~worldstereo_ros.datasets.middlebury.read_middlebury`) or None.
-        middlebury_calibration: ``focal_px`` / ``baseline_mm`` / ``doffs_px`` for a pair without calib.txt.
-        backends: generator backends to measure (the fill section measures every registered one).
-        frames: inclusive (first, last) frame range that every start, target, check frame and pair stays in;
-            None = the whole sequence.
-        starts: start frames (geometry, camera and consistency use the first ``geometry_starts`` of them);
-            None = the range's first frame and (full preset) the one 40 frames later.
-        geometry_starts: how many of ``starts`` the geometry, camera and consistency sections use.
-        offsets: frame offsets of the fidelity section.
-        span, step: the geometry reference fuses frames s..s+span every ``step``; the same poses are imagined.
-        consistency_frames: poses per route in the consistency section.
-        check_offsets: the real check frames of the consistency section, frames after each start.
-        room_size: (width, height) of the procedural room's consistency and fill runs.
-        fill_pairs, fill_room_pairs: seeded pairs of the fill protocol on the data / the procedural room.
-        fill_room_frames: frames of the procedural sequence the room's pairs come from.
-        speed_frames: poses per trajectory of the speed run. speed_size: (width, height) of the speed run.
-        depth_max_m: depth beyond this is left out of the reference fusion (metres).
-        seed: pipeline seed.
-    """
-
-    data: Path
-    middlebury: Path | None = None
-    middlebury_calibration: dict = field(default_factory=dict)
-    backends: list[str] = field(default_factory=lambda: ["render_fill"])
-    frames: tuple[int, int] | None = REPORT_FRAMES
-    starts: list[int] | None = None
-    geometry_starts: int = 2
-    offsets: list[int] = field(default_factory=lambda: [5, 10, 20, 40, 60])
-    span: int = 100
-    step: int = 4
-    consistency_frames: int = 25
-    check_offsets: list[int] = field(default_factory=lambda: [25, 50])
-    room_size: tuple[int, int] = (640, 480)
-    fill_pairs: int = 30
-    fill_room_pairs: int = 30
-    fill_room_frames: int = 90
-    speed_frames: int = 25
-    speed_size: tuple[int, int] = (640, 480)
-    depth_max_m: float = 6.0
-    seed: int = 0
-
-    @classmethod
-    def full(cls, data, middlebury=None, **overrides) -> "BenchConfig":
-        return cls(Path(data), None if middlebury is None else Path(middlebury), **overrides)
-
-    @classmethod
-    def quick(cls, data, middlebury=None, **overrides) -> "BenchConfig":
-        """About a tenth of the work: one start, a 40-frame span, short routes, one real check frame, few pairs."""
-        base = dict(geometry_starts=1, offsets=[5, 20, 60], span=40, step=4, consistency_frames=8,
-                    check_offsets=[15], room_size=(320, 240), fill_pairs=6, fill_room_pairs=12,
-                    speed_frames=8, speed_size=(320, 240))
-        base.update(overrides)
-        return cls(Path(data), None if middlebury is None else Path(middlebury), **base)
-
-
-@dataclass
-class BenchResults:
-    """Rows per section (see the module doc), the config as a dict and the run's wall time (s)."""
-
-    config: dict
-    geometry: list[dict] = field(default_factory=list)
-    camera: list[dict] = field(default_factory=list)
-    consistency: list[dict] = field(default_factory=list)
-    fill: list[dict] = field(default_factory=list)
-    fidelity: list[dict] = field(default_factory=list)
-    stereo: list[dict] = field(default_factory=list)
-    speed: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    #: backends the fill section could not construct: [{"method", "reason"}]
-    fill_skipped: list[dict] = field(default_factory=list)
-    #: (real, baseline, ours) images per offset of the first start, first backend (not in the JSON)
-    images: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
-
-    def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "images"}
-
-
 def _pipeline_config(backend: str, seed: int, **kw):
-    from worldstereo_ros.pipeline import PipelineConfig
 
     return PipelineConfig(backend=backend, seed=seed, **kw)
 
@@ -266,8 +65,6 @@ def _in_range(index: int, frames: tuple[int, int] | None) -> bool:
 def plain_cache_render(first: RgbdFrame, T_world_cam: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The start frame's cache (as the pipeline builds it) drawn at each pose with no generator: rgb
     (N, H, W, 3) float32 and depth (N, H, W) float32 metres, holes black with depth 0."""
-    from worldstereo_ros.pipeline import ImaginationPipeline
-
     pipe = ImaginationPipeline(_pipeline_config("render_fill", seed, memory="none")).initialize(_snapshot(first))
     h, w = first.depth.shape
     K = torch.as_tensor(first.K).expand(T_world_cam.shape[0], 3, 3)
@@ -280,9 +77,6 @@ def geometry_and_camera(folder: RgbdFolder | TumSequence, start: int, span: int,
                         frames_range: tuple[int, int] | None = None) -> None:
     """The geometry rows (floor + one per backend) and camera rows of one start frame (frames in
     ``frames_range`` only)."""
-    from worldstereo_ros.geometry.projection import depth_to_points
-    from worldstereo_ros.pipeline import ImaginationPipeline, Trajectory
-
     indices = [i for i in range(start, start + span + 1, step) if i in folder.indices and _in_range(i, frames_range)]
     if len(indices) < 3:
         raise InputError("data", f"frames {start}..{start + span} (every {step}) give fewer than 3 frames")
@@ -343,11 +137,9 @@ def fidelity(folder: RgbdFolder | TumSequence, starts: list[int], offsets: list[
                                                  **asdict(score)))
 
 
-def consistency(folder, starts: list[int], config: "BenchConfig", results: BenchResults,
+def consistency(folder, starts: list[int], config: BenchConfig, results: BenchResults,
                 say: Callable[[str], None]) -> None:
     """Consistency v2 rows from each start of the data and from the procedural room, per backend."""
-    from worldstereo_ros.datasets.procedural_scene import build_scene, procedural_snapshot
-
     for start in starts:
         checks = sequence_checks(folder, start, [start + o for o in config.check_offsets], config.consistency_frames,
                                  frame_range=config.frames)
@@ -368,9 +160,6 @@ def consistency(folder, starts: list[int], config: "BenchConfig", results: Bench
 def fill_backends(names: list[str]) -> tuple[dict, list[dict]]:
     """Every registered backend (and ``names``), constructed with its defaults: ({name: backend}, rows saying
     why a backend could not be constructed, e.g. missing weights)."""
-    from worldstereo_ros.errors import WorldStereoError
-    from worldstereo_ros.generation.base import available_backends, create_backend
-
     backends, skipped = {}, []
     for name in dict.fromkeys([*available_backends(), *names]):
         try:
@@ -380,11 +169,8 @@ def fill_backends(names: list[str]) -> tuple[dict, list[dict]]:
     return backends, skipped
 
 
-def fill(folder, config: "BenchConfig", results: BenchResults, say: Callable[[str], None]) -> None:
+def fill(folder, config: BenchConfig, results: BenchResults, say: Callable[[str], None]) -> None:
     """The fill protocol on seeded pairs of the data and of the procedural room (module doc)."""
-    from worldstereo_ros.evaluation.fill_protocol import fill_rows, protocol_pairs
-    from worldstereo_ros.evaluation.procedural_sequence import ProceduralSequence
-
     backends, skipped = fill_backends(config.backends)
     results.fill_skipped = skipped
     methods = dict(backends)
@@ -403,7 +189,6 @@ def fill(folder, config: "BenchConfig", results: BenchResults, say: Callable[[st
 
 class _NoReferences:
     """A backend seen through a wrapper that reports ``uses_references = False`` (the request gets none)."""
-
     uses_references = False
 
     def __init__(self, backend) -> None:
@@ -420,9 +205,6 @@ def _range_text(frames: tuple[int, int] | None) -> str:
 def stereo(middlebury: Path, backends: list[str], seed: int, results: BenchResults,
            calibration: dict | None = None) -> None:
     """The right view of the stereo pair from the left image + ground-truth depth, for each backend."""
-    from worldstereo_ros.datasets.middlebury import read_middlebury
-    from worldstereo_ros.pipeline import ImaginationPipeline, Trajectory
-
     pair = read_middlebury(middlebury, **(calibration or {}))
     T_left = np.eye(4)
     T_right = np.eye(4)
@@ -443,10 +225,6 @@ def stereo(middlebury: Path, backends: list[str], seed: int, results: BenchResul
 
 def speed(backends: list[str], frames: int, size: tuple[int, int], seed: int, results: BenchResults) -> None:
     """A demo-sized run per backend: per-stage seconds, frames per second, peak RSS."""
-    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
-    from worldstereo_ros.geometry.trajectories import DEFAULT_TRAJECTORIES, build_trajectory, parse_trajectory_spec
-    from worldstereo_ros.pipeline import STAGES, ImaginationPipeline, Trajectory
-
     w, h = size
     snapshot = procedural_snapshot(w, h)
     depth_median = float(np.median(snapshot.depth[snapshot.depth > 0]))
@@ -465,78 +243,3 @@ def speed(backends: list[str], frames: int, size: tuple[int, int], seed: int, re
         for stage in STAGES[:-1]:
             row[f"{stage}_s"] = float(sum(r.timings_s.get(stage, 0.0) for r in runs))
         results.speed.append(row)
-
-
-def resolve_starts(config: BenchConfig, indices) -> list[int]:
-    """The start frames: ``config.starts``, or the range's first frame (and, when ``geometry_starts`` > 1 and
-    the range holds it, the one 40 frames later). Raises InputError for a start outside the data or the range."""
-    available = set(indices)
-    lo, hi = config.frames if config.frames is not None else (min(available), max(available))
-    starts = config.starts
-    if starts is None:
-        starts = [lo] + ([lo + 40] if config.geometry_starts > 1 and lo + 40 in available and lo + 40 <= hi else [])
-    bad = [s for s in starts if s not in available or not lo <= s <= hi]
-    if bad:
-        raise InputError("starts", f"{bad} not in the data or outside the frame range {lo}-{hi}")
-    return list(starts)
-
-
-def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
-                  progress: Callable[[str], None] | None = None) -> BenchResults:
-    """Measure the ``sections`` of ``config`` (module doc); ``progress`` gets a line before each step."""
-    unknown = set(sections) - set(SECTIONS)
-    if unknown:
-        raise InputError("sections", f"unknown {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
-    from worldstereo_ros.generation.base import available_backends
-
-    unknown = [b for b in config.backends if b not in available_backends()]
-    if unknown or not config.backends:
-        raise InputError("backends", f"unknown {unknown or 'none given'}; valid: {', '.join(available_backends())}")
-    say = progress or (lambda _: None)
-    folder = open_rgbd_sequence(config.data)
-    starts = resolve_starts(config, folder.indices)
-    cfg = asdict(config)
-    cfg.update(data=str(config.data), middlebury=None if config.middlebury is None else str(config.middlebury),
-               starts=starts, environment=dict(environment(), data_sha256=data_fingerprint(config.data)))
-    results = BenchResults(config=cfg)
-    t0 = time.perf_counter()
-    geometry_starts = starts[:config.geometry_starts]
-    with fixed_threads():
-        if "geometry" in sections or "camera" in sections:
-            for start in geometry_starts:
-                say(f"geometry and camera accuracy from frame {start}")
-                geometry_and_camera(folder, start, config.span, config.step, config.backends, config.seed, results,
-                                    config.depth_max_m, config.frames)
-        if "consistency" in sections:
-            consistency(folder, geometry_starts, config, results, say)
-        if "fill" in sections:
-            fill(folder, config, results, say)
-        if "fidelity" in sections:
-            say(f"view fidelity from frames {starts}")
-            fidelity(folder, starts, config.offsets, config.backends, config.seed, results, config.frames)
-        if "stereo" in sections and config.middlebury is not None:
-            say(f"stereo view synthesis on {config.middlebury}")
-            stereo(config.middlebury, config.backends, config.seed, results, config.middlebury_calibration)
-        if "speed" in sections:
-            say("speed")
-            speed(config.backends, config.speed_frames, config.speed_size, config.seed, results)
-    results.seconds = time.perf_counter() - t0
-    return results
-
-
-def without_timings(results: dict) -> dict:
-    """The JSON of a run without the fields that measure time or memory (for reproducibility checks)."""
-    def plain(v):  # NaN != NaN: compare it as text
-        if isinstance(v, float) and math.isnan(v):
-            return "nan"
-        return [plain(x) for x in v] if isinstance(v, list) else v
-
-    out = {}
-    for section, rows in results.items():
-        if section in ("speed", "seconds", "config", "fill_skipped"):
-            continue
-        out[section] = [{k: plain(v) for k, v in row.items() if k != "seconds"} for row in rows]
-    return out
-
-
-__all__ = ["BenchConfig", "BenchResults", "SECTIONS", "run_benchmark", "without_timings"]
