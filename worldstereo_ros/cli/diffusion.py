@@ -30,7 +30,7 @@ def _weights_args(p: argparse.ArgumentParser) -> None:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    # lazy: the checkpoint reader pulls in safetensors and json configs; --help stays fast
+    # lazy: the checkpoint module imports torch, diffusers and accelerate at its top (--help stays fast)
     from worldstereo_ros.generation.diffusion.checkpoint import inspect_weights
 
     try:
@@ -103,7 +103,6 @@ def rgb_only_snapshot(args: argparse.Namespace):
     # lazy: the estimator imports torch and transformers; the readers OpenCV (--help stays fast)
     from worldstereo_ros.datasets.snapshot_files import parse_intrinsics, read_pose, read_rgb
     from worldstereo_ros.generation.diffusion.depth import DepthEstimator
-    from worldstereo_ros.snapshot import Snapshot
 
     if not args.depth_model:
         raise InputError("depth_model", "no --depth given: pass --depth-model DIR (a local depth-estimation model)")

@@ -10,6 +10,7 @@ from worldstereo_ros.cli.commands import Command
 from worldstereo_ros.cli.diffusion import add_backend_options, add_depth_options, rgb_only_snapshot
 from worldstereo_ros.cli.run_export import imagine_and_export
 from worldstereo_ros.errors import InputError, WorldStereoError
+from worldstereo_ros.snapshot import Snapshot
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -109,7 +110,6 @@ def _demo(args: argparse.Namespace) -> int:
         if args.rgbd_folder:
             # lazy: keeps --help and the other commands fast (package doc)
             from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
-            from worldstereo_ros.snapshot import Snapshot
 
             frame = open_rgbd_sequence(args.rgbd_folder).read(args.frame)
             snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
