@@ -40,10 +40,6 @@ ALLOWED: dict[str, set[str]] = {
 #: cycle, so the entry goes as soon as the fix lands.
 CYCLES_BEING_FIXED: list[set[str]] = []
 
-#: Folders whose function-local imports are checked once parallel rework of their contents lands
-#: (evaluation/ is being rewritten for Benchmark v2; only its import lines were touched here).
-LOCAL_IMPORT_CHECK_PENDING: tuple[str, ...] = ()
-
 _ROOT_LAYER = {"errors": "base", "snapshot": "base", "validation": "base", "msg": "interfaces", "action": "interfaces"}
 
 
@@ -174,8 +170,6 @@ def test_function_local_imports_say_why():
     """A function-local import needs a comment on its line or just above its block of imports."""
     missing = []
     for module, (path, tree) in _sources().items():
-        if layer_of(module) in LOCAL_IMPORT_CHECK_PENDING:
-            continue
         lines = path.read_text().splitlines()
         for fn in ast.walk(tree):
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
