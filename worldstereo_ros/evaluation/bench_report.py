@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from worldstereo_ros.evaluation.benchmark import THRESHOLDS_M, BenchResults
+from worldstereo_ros.evaluation.bench_config import THRESHOLDS_M, BenchResults
 from worldstereo_ros.evaluation.consistency import BASELINE as CONSISTENCY_BASELINE
 from worldstereo_ros.evaluation.consistency import MEMORIES, accuracy_rises, agreement_rises
 from worldstereo_ros.evaluation.fill_protocol import BASELINE as FILL_BASELINE
 from worldstereo_ros.evaluation.fill_protocol import summarise
+from worldstereo_ros.io.images import contact_sheet, write_rgb_png
 from worldstereo_ros.pipeline import STAGES
 
 _STAGES = STAGES[:-1]  # every stage but "done"
@@ -174,6 +175,7 @@ def markdown(results: BenchResults | dict) -> str:
 
 
 def _plot_fidelity(rows: list[dict], path: Path) -> None:
+    # lazy: pyplot is imported only after write_report has selected the Agg backend (headless)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
@@ -201,6 +203,7 @@ def _plot_fidelity(rows: list[dict], path: Path) -> None:
 
 def _plot_consistency(rows: list[dict], path: Path) -> None:
     """Per source: accuracy against the truth (bars: baseline, none, GGM, GGM+SSM) and agreement (line)."""
+    # lazy: pyplot is imported only after write_report has selected the Agg backend (headless)
     import matplotlib.pyplot as plt
 
     groups = list(dict.fromkeys((r["source"], r["backend"]) for r in rows))
@@ -232,6 +235,7 @@ def _plot_consistency(rows: list[dict], path: Path) -> None:
 
 
 def _plot_timing(rows: list[dict], path: Path) -> None:
+    # lazy: pyplot is imported only after write_report has selected the Agg backend (headless)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.5 * len(rows)), dpi=100)
@@ -249,10 +253,11 @@ def _plot_timing(rows: list[dict], path: Path) -> None:
 
 def write_report(results: BenchResults, out: str | Path) -> dict[str, Path]:
     """Write ``results.md``, ``results.json``, the plots and the contact sheet into ``out``; returns the paths."""
+    # lazy: the backend is chosen before any pyplot import, here rather than at import time (the bench's
+    # importers need not draw)
     import matplotlib
 
     matplotlib.use("Agg")
-    from worldstereo_ros.io.images import contact_sheet, write_rgb_png
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

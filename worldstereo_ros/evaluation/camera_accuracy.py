@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.geometry.align import umeyama
+from worldstereo_ros.geometry.align import _solve, umeyama
 
 #: RANSAC inlier threshold of the PnP step, pixels.
 PNP_REPROJECTION_PX = 2.5
@@ -285,8 +285,6 @@ def _closed_form(src: np.ndarray, dst: np.ndarray, with_scale: bool) -> np.ndarr
     Used for collinear centres (straight paths), for which :func:`umeyama` refuses because the rotation
     about the line is not determined; the residual, and so the ATE, is determined all the same.
     """
-    from worldstereo_ros.geometry.align import _solve
-
     T, _, _ = _solve(torch.from_numpy(src).double(), torch.from_numpy(dst).double(), None, with_scale)
     T = T.numpy()
     return src @ T[:3, :3].T + T[:3, 3]

@@ -31,8 +31,10 @@ import torch
 from worldstereo_ros.datasets.rgbd_folder import RgbdFrame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.image_metrics import psnr, ssim
+from worldstereo_ros.evaluation.view_fidelity import baseline_view
 from worldstereo_ros.geometry.poses import interpolate_poses
 from worldstereo_ros.geometry.trajectories import orbit, tilt_up
+from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
 from worldstereo_ros.snapshot import Snapshot
 
 MEMORIES = ("none", "ggm", "ggm+ssm")
@@ -179,8 +181,6 @@ def sequence_checks(sequence, start: int, check_frames: list[int], frames: int =
 
 def consistency_row(snapshot: Snapshot, checks: list[CheckPose], memory: str, config=None) -> ConsistencyRow:
     """Run both routes of every check pose (A1, B1, A2, B2, ...) with ``memory``; score the check views."""
-    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
-
     if memory not in MEMORIES:
         raise InputError("memory", f"expected one of {', '.join(MEMORIES)}, got {memory!r}")
     cfg = replace(config or PipelineConfig(), memory=memory)
@@ -212,8 +212,6 @@ def consistency_row(snapshot: Snapshot, checks: list[CheckPose], memory: str, co
 def baseline_row(snapshot: Snapshot, checks: list[CheckPose]) -> ConsistencyRow:
     """The start frame drawn with a one-pixel z-buffer at each check pose, Telea-filled, against the truth
     (both "routes" are the same view)."""
-    from worldstereo_ros.evaluation.view_fidelity import baseline_view
-
     rgb8 = (np.clip(snapshot.rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     start = RgbdFrame(0, rgb8, snapshot.depth, snapshot.T_world_cam, snapshot.K)
     t0 = time.perf_counter()

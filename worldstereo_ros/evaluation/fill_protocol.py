@@ -40,6 +40,7 @@ from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
 from worldstereo_ros.evaluation.telea import telea_fill
 from worldstereo_ros.generation.base import GenerationRequest, Generator, Reference
 from worldstereo_ros.geometry.forward_backward import ForwardBackward, forward_backward_holes, sample_pairs
+from worldstereo_ros.geometry.projection import backproject_depth
 from worldstereo_ros.snapshot import Snapshot
 
 #: Method name of the classical baseline in the rows.
@@ -76,8 +77,6 @@ def _rgb01(frame: RgbdFrame) -> np.ndarray:
 
 
 def _reference(frame: RgbdFrame) -> Reference:
-    from worldstereo_ros.geometry.projection import backproject_depth
-
     depth = np.asarray(frame.depth, dtype=np.float32)
     pointmap = backproject_depth(torch.from_numpy(depth).double(), torch.from_numpy(frame.K),
                                  torch.from_numpy(frame.T_world_cam)).numpy().astype(np.float32)

@@ -33,10 +33,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from worldstereo_ros.datasets.middlebury import read_middlebury
+from worldstereo_ros.datasets.rgbd_folder import RgbdFrame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
+from worldstereo_ros.evaluation.view_fidelity import baseline_view
 from worldstereo_ros.geometry.stereo_rig import StereoRig, baseline_for_strength
 from worldstereo_ros.stereo.fill import OcclusionFiller, TeleaFiller, create_filler
+from worldstereo_ros.stereo.processor import StereoProcessor, StereoSettings
 from worldstereo_ros.stereo.synthesis import StereoView, background_neighbours, synthesize_right
 from worldstereo_ros.stereo.video import StereoVideo, TemporalConfig, forward_backward_flow
 
@@ -88,9 +92,6 @@ def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None) -> list[
     Returns:
         [baseline, ours per filler] PairScores.
     """
-    from worldstereo_ros.datasets.middlebury import read_middlebury
-    from worldstereo_ros.datasets.rgbd_folder import RgbdFrame
-    from worldstereo_ros.evaluation.view_fidelity import baseline_view
 
     folder = Path(folder)
     name = find_pair_name(folder)
@@ -212,7 +213,6 @@ def pan_video_psnr(folder, frames: int = 40, width: int = 640, step_px: int = 1,
         {method: mean PSNR in dB} for ``per-frame`` and ``propagated``, and ``ewarp_*`` of each on the
         (exact, integer) crop motion: a right pixel at x in frame t was at x + step_px in frame t-1.
     """
-    from worldstereo_ros.datasets.middlebury import read_middlebury
 
     folder = Path(folder)
     pair = read_middlebury(folder, name=find_pair_name(folder))
@@ -242,7 +242,6 @@ def throughput(frames, K: np.ndarray, fill: str = "classical", baseline_m: float
                repeats: int = 1) -> float:
     """Frames per second of :class:`~worldstereo_ros.stereo.processor.StereoProcessor` on ``frames``
     (objects with uint8 ``rgb`` and metre ``depth``), after one warm-up frame."""
-    from worldstereo_ros.stereo.processor import StereoProcessor, StereoSettings
 
     frames = list(frames)
     proc = StereoProcessor(StereoSettings(baseline_m=baseline_m, fill=fill, temporal=propagate))

@@ -23,6 +23,7 @@ from worldstereo_ros.evaluation.telea import telea_fill
 from worldstereo_ros.geometry.poses import invert
 from worldstereo_ros.geometry.projection import depth_to_points
 from worldstereo_ros.geometry.render import render_points
+from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
 from worldstereo_ros.snapshot import Snapshot
 
 
@@ -72,8 +73,6 @@ def baseline_view(start: RgbdFrame, target_K: np.ndarray, T_world_target: np.nda
 
 def evaluate_start(folder: RgbdFolder, start: int, offsets: list[int], config=None, keep_images: bool = False) -> StartResult:
     """Both methods from frame ``start`` at the poses of ``start + offset`` (offsets past the folder are skipped)."""
-    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
-
     first = folder.read(start)
     offsets = [o for o in offsets if start + o in folder.indices]
     targets = [folder.read(start + o) for o in offsets]

@@ -34,6 +34,7 @@ from std_srvs.srv import Trigger
 
 from worldstereo_ros.action import Imagine
 from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.generation.base import create_backend
 from worldstereo_ros.geometry.trajectories import camera_poses_along_path
 from worldstereo_ros.msg import CandidatePaths, ImaginedView
 from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
@@ -243,8 +244,6 @@ class ImaginationNode(Node):
     def _shared_backend(self):
         """The node's one generator backend: a heavy model is loaded once, by the warm-up, and reused."""
         if self._backend is None:
-            from worldstereo_ros.generation.base import create_backend
-
             p = self.p
             options = {}
             if p["backend"] == "worldstereo":

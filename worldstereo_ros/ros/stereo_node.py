@@ -23,6 +23,8 @@ import threading
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
@@ -147,8 +149,6 @@ class StereoNode(Node):
 
     # ------------------------------------------------------------------ parameters
     def _declare(self) -> dict:
-        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-        from rclpy.exceptions import InvalidParameterValueException
 
         for spec in STEREO_NODE_PARAMS:
             text = spec.description + (f" [{spec.unit}]" if spec.unit else "")
@@ -168,7 +168,6 @@ class StereoNode(Node):
         return values
 
     def _validate_parameters(self, params):
-        from rcl_interfaces.msg import SetParametersResult
 
         try:
             updates = validate({p.name: p.value for p in params})

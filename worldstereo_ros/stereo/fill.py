@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.generation.base import GenerationRequest, Generator, available_backends, create_backend
+from worldstereo_ros.snapshot import Snapshot
 
 
 class OcclusionFiller(abc.ABC):
@@ -185,7 +187,6 @@ class GeneratorFiller(OcclusionFiller):
     """
 
     def __init__(self, backend, K_right: np.ndarray, fx_baseline: float, doffs_px: float = 0.0) -> None:
-        from worldstereo_ros.generation.base import Generator, create_backend
 
         self.backend = create_backend(backend) if isinstance(backend, str) else backend
         if not isinstance(self.backend, Generator):
@@ -196,8 +197,6 @@ class GeneratorFiller(OcclusionFiller):
         self.doffs_px = float(doffs_px)
 
     def fill(self, rgb, occlusion, disparity, observed_disparity):
-        from worldstereo_ros.generation.base import GenerationRequest
-        from worldstereo_ros.snapshot import Snapshot
 
         occlusion = np.asarray(occlusion, dtype=bool)
         h, w = occlusion.shape
@@ -227,7 +226,6 @@ def create_filler(name: str, K_right: np.ndarray | None = None, fx_baseline: flo
         return BackgroundTeleaFiller()
     if name == TeleaFiller.name:
         return TeleaFiller()
-    from worldstereo_ros.generation.base import available_backends
 
     if name in available_backends():
         if K_right is None or fx_baseline is None:

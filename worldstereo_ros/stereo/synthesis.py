@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.stereo.fill import BackgroundPushPullFiller
 
 
 @dataclass
@@ -213,7 +214,6 @@ def synthesize_right(left_rgb: np.ndarray, left_disparity: np.ndarray, filler=No
     Raises:
         InputError: bad shapes or dtypes, or a disparity with no known pixel.
     """
-    from worldstereo_ros.stereo.fill import BackgroundPushPullFiller
 
     # 1. check inputs
     left = check_rgb(left_rgb, "left_rgb")

@@ -19,6 +19,7 @@ weights and empties the CUDA cache; :meth:`memory_estimate` reads only headers.
 from __future__ import annotations
 
 import gc
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKLWan
 
 from worldstereo_ros.errors import ConfigError
 from worldstereo_ros.generation.base import (
@@ -39,7 +41,15 @@ from worldstereo_ros.generation.base import (
     StepCallback,
     cpu_generator,
 )
-from worldstereo_ros.generation.diffusion.config import LATENT_CHANNELS, VARIANTS
+from worldstereo_ros.generation.diffusion.camera import plucker_rays, target_and_reference_tokens
+from worldstereo_ros.generation.diffusion.checkpoint import inspect_weights, load_transformer, resolve_base, variant_dir
+from worldstereo_ros.generation.diffusion.conditioning import chunk_inputs, nearest_bucket, plan_chunks, resize
+from worldstereo_ros.generation.diffusion.config import LATENT_CHANNELS, VARIANTS, WorldStereoConfig
+from worldstereo_ros.generation.diffusion.depth import DepthEstimator, align_to_covered
+from worldstereo_ros.generation.diffusion.encoders import ImageEncoder, PromptEncoder
+from worldstereo_ros.generation.diffusion.sampler import DMDScheduler, denoise, initial_noise, unipc_scheduler
+from worldstereo_ros.generation.diffusion.vae import KeyframeVAE
+from worldstereo_ros.generation.render_fill import RenderFillGenerator
 
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLOAD = ("none", "model", "group")
@@ -161,8 +171,6 @@ class WorldStereoDiffusionGenerator(Generator):
         self.prompt, self.negative_prompt = str(prompt), negative_prompt
         self.offload, self.depth_mode, self.max_references = offload, depth, max_references
         self.clip_release_scaling, self.prompt_cache_dir = bool(clip_release_scaling), prompt_cache_dir
-        from worldstereo_ros.generation.diffusion.checkpoint import variant_dir
-        from worldstereo_ros.generation.diffusion.config import WorldStereoConfig
 
         self.config = WorldStereoConfig.from_file(variant_dir(model_path, variant) / "config.json", variant)
         self.uses_references = self.config.is_memory
@@ -184,8 +192,6 @@ class WorldStereoDiffusionGenerator(Generator):
         return self.steps or (self.config.dmd_steps if self.config.is_dmd else 40)
 
     def memory_estimate(self) -> MemoryEstimate:
-        from worldstereo_ros.generation.diffusion.checkpoint import inspect_weights
-
         report = inspect_weights(self.model_path, self.base_model_path)
         info = report.variants[self.variant]
         bytes_per = 1 if self.fp8_storage else torch.finfo(self.dtype).bits // 8
@@ -207,12 +213,6 @@ class WorldStereoDiffusionGenerator(Generator):
         if self._load_key() in _LOADED:
             self._parts = _LOADED[self._load_key()]
             return
-        from diffusers import AutoencoderKLWan
-
-        from worldstereo_ros.generation.diffusion.checkpoint import load_transformer, resolve_base
-        from worldstereo_ros.generation.diffusion.encoders import ImageEncoder, PromptEncoder
-        from worldstereo_ros.generation.diffusion.sampler import DMDScheduler, unipc_scheduler
-        from worldstereo_ros.generation.diffusion.vae import KeyframeVAE
 
         t0 = time.perf_counter()
         load_device = "cpu" if self.offload != "none" else self.device
@@ -229,7 +229,6 @@ class WorldStereoDiffusionGenerator(Generator):
             scheduler = DMDScheduler(self.config.dmd_start_steps, self.config.dmd_end_steps, self.config.gen_shift)
         else:
             sched_cfg = base / "scheduler" / "scheduler_config.json"
-            import json
 
             scheduler = unipc_scheduler(config=json.loads(sched_cfg.read_text()) if sched_cfg.is_file() else None)
         self._parts = dict(transformer=transformer, vae=KeyframeVAE(vae), scheduler=scheduler,
@@ -237,8 +236,6 @@ class WorldStereoDiffusionGenerator(Generator):
                            image=ImageEncoder(base, load_device, self.clip_release_scaling), report=report,
                            load_s=time.perf_counter() - t0)
         if self.depth_mode == "estimator":
-            from worldstereo_ros.generation.diffusion.depth import DepthEstimator
-
             self._parts["depth"] = DepthEstimator(self.depth_model_path, self.device)
         _LOADED[self._load_key()] = self._parts
 
@@ -270,8 +267,6 @@ class WorldStereoDiffusionGenerator(Generator):
 
     def encode_chunk(self, inputs, prompt: str) -> "EncodedChunk":
         """Every model input of one chunk except the noisy latent (also used by DMD distillation)."""
-        from worldstereo_ros.generation.diffusion.camera import plucker_rays, target_and_reference_tokens
-
         self.warmup()
         p = self._parts
         vae, dev = p["vae"], self.device
@@ -315,8 +310,6 @@ class WorldStereoDiffusionGenerator(Generator):
     def _chunk(self, inputs, generator: torch.Generator, prompt: str, step_offset: int,
                total_steps: int) -> np.ndarray:
         """Generate one chunk; returns its keyframes (F, Hb, Wb, 3) in [0, 1]."""
-        from worldstereo_ros.generation.diffusion.sampler import denoise, initial_noise
-
         p = self._parts
         enc = self.encode_chunk(inputs, prompt)
         model = p["transformer"]
@@ -331,9 +324,6 @@ class WorldStereoDiffusionGenerator(Generator):
     def generate(self, request: GenerationRequest, generator: torch.Generator | None = None,
                  on_frame: FrameCallback | None = None) -> GeneratedFrames:
         """Frames at the requested poses (module doc); deterministic for a given CPU ``generator``."""
-        from worldstereo_ros.generation.diffusion.conditioning import chunk_inputs, nearest_bucket, plan_chunks, resize
-        from worldstereo_ros.generation.render_fill import RenderFillGenerator
-
         request.check()
         generator = cpu_generator(generator)
         self.warmup()
@@ -372,8 +362,6 @@ class WorldStereoDiffusionGenerator(Generator):
     def _estimated_depth(self, rgb: np.ndarray, fallback: np.ndarray, cond_depth: np.ndarray,
                          cond_mask: np.ndarray) -> np.ndarray:
         """Estimator depth of one frame aligned to its covered pixels, else ``fallback`` (module doc)."""
-        from worldstereo_ros.generation.diffusion.depth import align_to_covered
-
         est, _ = self._parts["depth"].depth_up_to_scale(rgb)
         aligned = align_to_covered(est, np.asarray(cond_depth, np.float32), np.asarray(cond_mask, bool))
         return fallback if aligned is None else aligned

@@ -18,12 +18,20 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import torch
+from accelerate import init_empty_weights
+from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 from worldstereo_ros.errors import BackendError, ConfigError, InputError
 from worldstereo_ros.generation.diffusion.config import VARIANTS, WorldStereoConfig
+from worldstereo_ros.generation.diffusion.transformer import WorldStereoTransformer
 
 WEIGHTS_NAME = "model.safetensors"
 BASE_WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -57,8 +65,6 @@ def resolve_base(model_path: str | Path, cfg: WorldStereoConfig, base_model_path
 
 def read_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """``{key: (shape, dtype)}`` of a safetensors file, reading only its header."""
-    from safetensors import safe_open
-
     out = {}
     with safe_open(str(path), framework="numpy") as f:
         for key in f.keys():
@@ -81,8 +87,6 @@ def base_shards(base: Path) -> list[Path]:
 
 def wan_config(base: Path) -> dict[str, Any]:
     """The ``WanTransformer3DModel`` arguments of ``<base>/transformer/config.json`` (diffusers bookkeeping dropped)."""
-    from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
-
     raw = json.loads((base / "transformer" / "config.json").read_text())
     names = set(inspect.signature(WanTransformer3DModel.__init__).parameters) - {"self"}
     kwargs = {k: v for k, v in raw.items() if k in names}
@@ -120,10 +124,6 @@ def _keep_fp32(key: str, patterns: Iterable[str]) -> bool:
 
 def build_empty(cfg: WorldStereoConfig, wan_kwargs: dict[str, Any]):
     """The transformer with parameters on the meta device (buffers real): costs no memory."""
-    from accelerate import init_empty_weights
-
-    from worldstereo_ros.generation.diffusion.transformer import WorldStereoTransformer
-
     with init_empty_weights(include_buffers=False):
         return WorldStereoTransformer(cfg.branch, kind="memory" if cfg.is_memory else "camera", **wan_kwargs)
 
@@ -147,9 +147,6 @@ def load_transformer(model_path: str | Path, variant: str = "memory-dmd", base_m
             missing key that is not in the base either (naming it).
         BackendError: files not found.
     """
-    import torch
-    from safetensors import safe_open
-
     dtype = dtype or torch.float32
     folder = variant_dir(model_path, variant)
     cfg = WorldStereoConfig.from_file(folder / "config.json", variant)
@@ -246,8 +243,6 @@ def _group(key: str) -> str:
 def inspect_weights(model_path: str | Path, base_model_path: str | Path | None = None,
                     activations_gb: float = 5.0) -> Inspection:
     """Read headers and configs of every released variant under ``model_path`` (no tensor is loaded)."""
-    import math
-
     model_path = Path(model_path)
     if not model_path.is_dir():
         raise InputError("model_path", f"not a folder: {model_path}")
@@ -323,8 +318,6 @@ def save_released_layout(model, cfg: WorldStereoConfig, model_path: str | Path, 
     ``base_state`` when given: a base that differs from the fine-tuned backbone); ``worldstereo-<variant>/`` gets
     ``config.json`` (``base_model`` = ``base_dirname``) and the keys starting with ``model_file_prefixes``.
     """
-    from safetensors.torch import save_file
-
     model_path = Path(model_path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     backbone = base_state if base_state is not None else {k: v for k, v in state.items()

@@ -28,6 +28,9 @@ import torch
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.generation.base import GenerationRequest, Reference
+from worldstereo_ros.geometry.poses import interpolate_poses
+from worldstereo_ros.geometry.projection import depth_to_points
+from worldstereo_ros.geometry.render import render_points
 
 HOLE_GREY = 0.5
 
@@ -118,8 +121,6 @@ def plan_chunks(n: int, nframe: int) -> list[ChunkPlan]:
 def superset_poses(T_req: np.ndarray, plan: ChunkPlan, nframe: int) -> np.ndarray:
     """(nframe, 4, 4) poses: requested poses at their slots, interpolated ones between (last pose repeated after
     the end when the chunk holds a single frame)."""
-    from worldstereo_ros.geometry.poses import interpolate_poses
-
     T = np.repeat(np.asarray(T_req[plan.requested[-1]], dtype=np.float64)[None], nframe, axis=0)
     for j, slot in enumerate(plan.slots):
         T[slot] = T_req[plan.requested[j]]
@@ -136,9 +137,6 @@ def superset_poses(T_req: np.ndarray, plan: ChunkPlan, nframe: int) -> np.ndarra
 def _rerender(rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray, K_src: np.ndarray, T_src: np.ndarray,
               K_dst: np.ndarray, T_dst: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """A covered frame's pixels drawn at another pose: (rgb (h, w, 3), covered (h, w) bool)."""
-    from worldstereo_ros.geometry.projection import depth_to_points
-    from worldstereo_ros.geometry.render import render_points
-
     d = np.where(mask, depth, 0).astype(np.float32)
     pts = depth_to_points(torch.as_tensor(d), torch.as_tensor(K_src), torch.as_tensor(T_src),
                           rgb=torch.as_tensor(rgb.astype(np.float32)), drop_edges=False)

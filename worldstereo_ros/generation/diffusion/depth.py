@@ -23,7 +23,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import open3d as o3d
 import torch
+from scipy.spatial.transform import Rotation
+from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
 from worldstereo_ros.errors import BackendError, InputError
 
@@ -56,8 +59,6 @@ class DepthEstimator:
     """
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu") -> None:
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
         path = Path(path)
         if not (path / "config.json").is_file():
             raise BackendError(f"depth model: no config.json in {path} (a local transformers depth-model folder)")
@@ -144,8 +145,6 @@ class DepthEstimator:
 
 def _floor_distance(points: np.ndarray) -> float:
     """Distance from the origin to a RANSAC plane through ``points`` (N, 3)."""
-    import open3d as o3d
-
     if len(points) < 50:
         raise InputError("camera_height_m", "too few floor points to fit a plane (is the floor in view?)")
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
@@ -196,8 +195,6 @@ def equirect_directions(h: int, w: int) -> np.ndarray:
 
 def face_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     """(3, 3) rotation from a cube face's camera axes to the panorama's (yaw about y, then pitch about x)."""
-    from scipy.spatial.transform import Rotation
-
     return Rotation.from_euler("YX", [yaw_deg, pitch_deg], degrees=True).as_matrix()
 
 

@@ -1,7 +1,8 @@
 """``worldstereo-ros distill``: DMD-distil a WorldStereo teacher (``memory``) into a 4-step ``memory-dmd`` model.
 
-Training conditions come from the project's own pipeline: a snapshot (the procedural room or an RGB-D frame) is
-imagined along the four standard trajectories with the CPU ``render_fill`` backend while a recorder keeps every
+Training conditions come from the project's own pipeline (read on the command-line side, passed in here): a
+snapshot (the procedural room or an RGB-D frame) is imagined along the four standard trajectories with the CPU
+``render_fill`` backend while a :class:`RequestRecorder` keeps every
 :class:`~worldstereo_ros.generation.base.GenerationRequest`; each request's first chunk is encoded once by the
 teacher backend (renders, masks, rays, references, prompt, start image). Each DMD iteration picks one encoded
 condition set at random (CPU generator, repeatable).
@@ -20,15 +21,20 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
+from safetensors.torch import save_file
 
 from worldstereo_ros.errors import ConfigError
 from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator
+from worldstereo_ros.generation.diffusion.backend import WorldStereoDiffusionGenerator
+from worldstereo_ros.generation.diffusion.checkpoint import resolve_base, variant_dir
+from worldstereo_ros.generation.diffusion.conditioning import chunk_inputs, nearest_bucket, plan_chunks
+from worldstereo_ros.generation.diffusion.dmd import DMDConfig, DMDTrainer, freeze, trainable_backbone
 
 
-class _Recorder(Generator):
+class RequestRecorder(Generator):
     """Delegates to another backend and keeps a copy of every request (the distillation conditions)."""
 
     name = "recorder"
@@ -43,35 +49,18 @@ class _Recorder(Generator):
         return self.inner.generate(request, generator, on_frame)
 
 
-def collect_requests(snapshot, frames: int, trajectories: str = "orbit:15,up:10,left:0.3,right:0.3",
-                     seed: int = 0) -> list[GenerationRequest]:
-    """GenerationRequests of the standard trajectories from ``snapshot`` (cache renders + references)."""
-    from worldstereo_ros.generation.render_fill import RenderFillGenerator
-    from worldstereo_ros.geometry.trajectories import build_trajectory, parse_trajectory_spec
-    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
-
-    recorder = _Recorder(RenderFillGenerator())
-    pipeline = ImaginationPipeline(PipelineConfig(seed=seed), backend=recorder).initialize(snapshot)
-    trajs = []
-    for spec in parse_trajectory_spec(trajectories):
-        T = build_trajectory(spec, pipeline.snapshot.T_world_cam, frames, pipeline.depth_median_m)
-        trajs.append(Trajectory(str(spec.name), T.numpy() if hasattr(T, "numpy") else T))
-    pipeline.run(trajs)
-    return recorder.requests
-
-
-def distill(model_path: str | Path, out: str | Path, snapshot, teacher_variant: str = "memory",
+def distill(model_path: str | Path, out: str | Path,
+            conditions: Callable[[int], Sequence[GenerationRequest]], teacher_variant: str = "memory",
             base_model_path: str | Path | None = None, iterations: int = 100, lr: float = 1e-5,
             fake_lr: float | None = None, fake_updates: int = 5, guidance_scale: float = 5.0, prompt: str = "",
             device: str = "cpu", dtype: str = "auto", seed: int = 0,
             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run DMD and write the generator in the released layout; returns a summary (losses, times, paths)."""
-    from safetensors.torch import save_file
+    """Run DMD and write the generator in the released layout; returns a summary (losses, times, paths).
 
-    from worldstereo_ros.generation.diffusion.backend import WorldStereoDiffusionGenerator
-    from worldstereo_ros.generation.diffusion.checkpoint import resolve_base, variant_dir
-    from worldstereo_ros.generation.diffusion.conditioning import chunk_inputs, nearest_bucket, plan_chunks
-    from worldstereo_ros.generation.diffusion.dmd import DMDConfig, DMDTrainer, freeze, trainable_backbone
+    ``conditions(frames)`` gives the training requests (each with ``frames`` views: the teacher's chunk length,
+    known once the teacher is loaded); the command line records them from the pipeline
+    (``worldstereo_ros.cli.diffusion.collect_requests``) with a :class:`RequestRecorder`.
+    """
 
     if teacher_variant not in ("memory", "camera"):
         raise ConfigError("teacher", f"expected memory or camera (a CFG teacher), got {teacher_variant!r}")
@@ -82,7 +71,7 @@ def distill(model_path: str | Path, out: str | Path, snapshot, teacher_variant: 
                                             guidance_scale=guidance_scale, prompt=prompt)
     teacher.warmup()
     cfg = teacher.config
-    requests = collect_requests(snapshot, cfg.nframe, seed=seed)
+    requests = list(conditions(cfg.nframe))
     encoded = []
     for req in requests:
         bucket = nearest_bucket(req.height, req.width, cfg.scale_map)
@@ -136,21 +125,3 @@ def distill(model_path: str | Path, out: str | Path, snapshot, teacher_variant: 
     if teacher_variant == "camera":
         log("note: a camera-variant teacher gives a camera-variant generator; the released DMD model is a memory one")
     return summary
-
-
-def snapshot_from_args(args) -> Any:
-    """The snapshot of ``--rgbd-folder``/``--frame`` (7-Scenes or TUM RGB-D) or the procedural room at ``--size``."""
-    from worldstereo_ros.snapshot import Snapshot
-
-    if args.rgbd_folder:
-        from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
-
-        frame = open_rgbd_sequence(args.rgbd_folder).read(args.frame)
-        snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
-        if args.size:
-            raise ConfigError("size", "--size applies to the procedural room only")
-        return snapshot
-    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
-
-    width, height = args.size or (768, 480)
-    return procedural_snapshot(width, height)

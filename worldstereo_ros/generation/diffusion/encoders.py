@@ -16,16 +16,16 @@ import html
 import re
 from pathlib import Path
 
+import ftfy
 import numpy as np
 import torch
+from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionModel, UMT5EncoderModel
 
 from worldstereo_ros.generation.diffusion.config import TEXT_TOKENS
 
 
 def clean_prompt(text: str) -> str:
     """The release's prompt cleaning: ftfy fixes, HTML unescaped twice, whitespace collapsed."""
-    import ftfy
-
     text = ftfy.fix_text(text)
     text = html.unescape(html.unescape(text))
     return re.sub(r"\s+", " ", text).strip()
@@ -36,8 +36,6 @@ class PromptEncoder:
 
     def __init__(self, base: str | Path, device: torch.device | str = "cpu", cache_dir: str | Path | None = None,
                  dtype: torch.dtype = torch.float32) -> None:
-        from transformers import AutoTokenizer, UMT5EncoderModel
-
         base = Path(base)
         self.tokenizer = AutoTokenizer.from_pretrained(str(base / "tokenizer"))
         self.model = UMT5EncoderModel.from_pretrained(str(base / "text_encoder"), torch_dtype=dtype).to(device).eval()
@@ -86,8 +84,6 @@ class ImageEncoder:
 
     def __init__(self, base: str | Path, device: torch.device | str = "cpu", release_scaling: bool = True,
                  dtype: torch.dtype = torch.float32) -> None:
-        from transformers import CLIPImageProcessor, CLIPVisionModel
-
         base = Path(base)
         self.processor = CLIPImageProcessor.from_pretrained(str(base / "image_processor"), do_rescale=False)
         self.model = CLIPVisionModel.from_pretrained(str(base / "image_encoder"), torch_dtype=dtype).to(device).eval()

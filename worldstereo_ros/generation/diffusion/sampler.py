@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
+from diffusers import UniPCMultistepScheduler
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.generation.base import CancelCheck, GenerationCancelled, StepCallback
@@ -101,8 +102,6 @@ class DMDScheduler:
 
 def unipc_scheduler(flow_shift: float = 3.0, config: dict | None = None):
     """diffusers' UniPC configured as Wan's flow-matching scheduler (or from a base folder's ``scheduler/`` config)."""
-    from diffusers import UniPCMultistepScheduler
-
     if config is not None:
         return UniPCMultistepScheduler.from_config(config)
     return UniPCMultistepScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, prediction_type="flow_prediction",

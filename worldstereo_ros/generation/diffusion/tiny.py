@@ -12,8 +12,26 @@ import json
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKLWan
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    DepthAnythingConfig,
+    DepthAnythingForDepthEstimation,
+    Dinov2Config,
+    DPTImageProcessor,
+    PreTrainedTokenizerFast,
+    UMT5Config,
+    UMT5EncoderModel,
+)
 
+from worldstereo_ros.generation.diffusion.checkpoint import save_released_layout, variant_dir
 from worldstereo_ros.generation.diffusion.config import WorldStereoConfig, tiny_backbone_kwargs, tiny_branch
+from worldstereo_ros.generation.diffusion.sampler import unipc_scheduler
+from worldstereo_ros.generation.diffusion.transformer import WorldStereoTransformer
 
 TINY_BASE = "tiny-wan-i2v"
 #: Buckets of the tiny release (height, width), multiples of 16.
@@ -22,9 +40,6 @@ _WORDS = ["<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(61)]
 
 
 def _tokenizer(path: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     vocab = {w: i for i, w in enumerate(_WORDS)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -42,13 +57,6 @@ def write_tiny_release(path: str | Path, variants: tuple[str, ...] = ("memory-dm
         nframe: keyframes per call (the real models use 21; fewer keep CPU tests fast).
         seed: torch seed of the random weights.
     """
-    from diffusers import AutoencoderKLWan
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
-
-    from worldstereo_ros.generation.diffusion.checkpoint import save_released_layout
-    from worldstereo_ros.generation.diffusion.sampler import unipc_scheduler
-    from worldstereo_ros.generation.diffusion.transformer import WorldStereoTransformer
-
     path = Path(path)
     base = path / TINY_BASE
     torch.manual_seed(seed)
@@ -72,10 +80,6 @@ def write_tiny_release(path: str | Path, variants: tuple[str, ...] = ("memory-dm
         if i == 0:
             save_released_layout(model, cfg, path, base_dirname=TINY_BASE, model_file_prefixes=prefixes)
         else:
-            from safetensors.torch import save_file
-
-            from worldstereo_ros.generation.diffusion.checkpoint import variant_dir
-
             folder = variant_dir(path, variant)
             folder.mkdir(parents=True, exist_ok=True)
             out_cfg = cfg.to_dict()
@@ -99,8 +103,6 @@ def write_tiny_release(path: str | Path, variants: tuple[str, ...] = ("memory-dm
 
 def write_tiny_depth_model(path: str | Path, seed: int = 0) -> Path:
     """A tiny random Depth Anything (relative) model + processor in a transformers folder (76 k parameters)."""
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
-
     torch.manual_seed(seed)
     backbone = Dinov2Config(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32,
                             image_size=56, patch_size=14, out_features=["stage1", "stage2", "stage3", "stage4"],

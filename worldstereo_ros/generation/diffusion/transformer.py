@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
+from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed, WanTransformer3DModel
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.generation.diffusion.config import LATENT_CHANNELS, BranchConfig
@@ -67,7 +67,6 @@ class WorldStereoTransformer(WanTransformer3DModel):
         if branch.num_layers > cfg.num_layers:
             raise InputError("controlnet_cfg.num_layers", f"{branch.num_layers} branch blocks but only "
                              f"{cfg.num_layers} backbone blocks")
-        from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
         self.controlnet = GeometryBranch(branch, cfg.in_channels, tuple(cfg.patch_size), inner)
         # The branch patch embedding starts as a copy of the backbone's (the render latent takes the image slot).

@@ -1,17 +1,17 @@
-"""The ``worldstereo-ros bench`` subcommand: its arguments and its run (kept here so ``cli.py`` only
-registers it). Importing this module is cheap; the benchmark's dependencies load when it runs."""
+"""The ``worldstereo-ros bench`` subcommand: its arguments (with the worldstereo backend's) and its run.
+Importing this module is cheap; the benchmark's dependencies load when it runs."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import time
 from pathlib import Path
 
-
-def shared_data() -> Path:
-    """$WORLDSTEREO_DATA, else the ``shared/data`` folder next to this checkout."""
-    return Path(os.environ.get("WORLDSTEREO_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+from worldstereo_ros.cli.commands import Command
+from worldstereo_ros.cli.diffusion import add_bench_options, set_bench_defaults
+from worldstereo_ros.datasets.shared_data import shared_data_dir
+from worldstereo_ros.errors import WorldStereoError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,13 +56,12 @@ def _calibration(text: str | None) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Run the bench for parsed ``args``; 0 on success, 2 on bad input (message on stderr)."""
-    import time
-
-    from worldstereo_ros.errors import WorldStereoError
+    # lazy: the benchmark imports torch, Open3D and matplotlib (--help stays fast)
+    from worldstereo_ros.evaluation.bench_config import SECTIONS, BenchConfig, parse_frames
     from worldstereo_ros.evaluation.bench_report import markdown, write_report
-    from worldstereo_ros.evaluation.benchmark import SECTIONS, BenchConfig, parse_frames, run_benchmark
+    from worldstereo_ros.evaluation.benchmark import run_benchmark
 
-    data = Path(args.data) if args.data else shared_data() / "7scenes-redkitchen"
+    data = Path(args.data) if args.data else shared_data_dir() / "7scenes-redkitchen"
     if not ((data / "camera-intrinsics.txt").is_file() or (data / "rgb.txt").is_file()):
         print(f"error: data: no RGB-D sequence at {data} (neither camera-intrinsics.txt nor rgb.txt); pass --data "
               "or set WORLDSTEREO_DATA", file=sys.stderr)
@@ -90,3 +89,19 @@ def run(args: argparse.Namespace) -> int:
     for name, path in paths.items():
         print(f"  {name:15s}{path}")
     return 0
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    add_arguments(p)
+    add_bench_options(p)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    set_bench_defaults(args)
+    return run(args)
+
+
+COMMANDS: dict[str, Command] = {
+    "bench": Command("measure geometry, camera accuracy, cross-path consistency, view fidelity and speed of the "
+                     "generator backends on real RGB-D data; tables, plots and a contact sheet", _bench_args, _bench),
+}

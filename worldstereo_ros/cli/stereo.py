@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
@@ -29,7 +30,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from worldstereo_ros.errors import InputError
+from worldstereo_ros.cli.commands import Command
+from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
+from worldstereo_ros.errors import InputError, WorldStereoError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -53,6 +56,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _check_needs(args: argparse.Namespace, kind: str) -> np.ndarray:
+    # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.datasets.snapshot_files import parse_intrinsics
 
     if args.depth is None:
@@ -74,11 +78,11 @@ def _depth_files(folder: Path) -> list[Path]:
 
 def iter_frames(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(rgb uint8 (H, W, 3), depth metres (H, W) float32, K (3, 3)) per frame of an RGB-D source."""
+    # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.datasets.snapshot_files import read_depth, read_rgb
 
     source = Path(args.source)
     if source.is_dir() and ((source / "camera-intrinsics.txt").is_file() or (source / "rgb.txt").is_file()):
-        from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
 
         seq = open_rgbd_sequence(source)
         for index in seq.indices:
@@ -124,10 +128,6 @@ def _is_middlebury(source: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command (module doc); 0 on success, 2 on bad input (message on stderr)."""
-    import sys
-
-    from worldstereo_ros.errors import WorldStereoError
-
     try:
         return _run(args)
     except WorldStereoError as err:
@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.io.images import write_mask_png, write_rgb_png
     from worldstereo_ros.io.video import write_video
     from worldstereo_ros.stereo.preview import anaglyph, disparity_colour, disparity_png16, side_by_side
@@ -177,12 +178,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _views(args: argparse.Namespace, source: Path):
     """(left uint8, StereoView, StereoRig) per frame."""
+    # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.geometry.stereo_rig import StereoRig
     from worldstereo_ros.stereo.fill import create_filler
     from worldstereo_ros.stereo.processor import StereoProcessor, StereoSettings
     from worldstereo_ros.stereo.synthesis import synthesize_right
 
     if _is_middlebury(source):
+        # lazy: keeps --help and the other commands fast (package doc)
         from worldstereo_ros.datasets.middlebury import read_middlebury
         from worldstereo_ros.evaluation.stereo_synthesis import find_pair_name
 
@@ -199,3 +202,9 @@ def _views(args: argparse.Namespace, source: Path):
     for rgb, depth, K in iter_frames(args):
         frame = proc.process(rgb, depth, K)
         yield rgb, frame.view, frame.rig
+
+
+COMMANDS: dict[str, Command] = {
+    "stereo": Command("a right eye, disparity, side-by-side video and red-cyan anaglyph from an RGB-D image, frame "
+                      "folder, video or Middlebury pair", add_parser, run),
+}

@@ -1,14 +1,23 @@
-"""CLI subcommands of the diffusion backend, registered by ``worldstereo_ros/cli.py`` in one line.
+"""Subcommands and options of the diffusion backend (``worldstereo``).
 
-``worldstereo-ros weights inspect DIR``: what a released weights folder holds (headers and configs only).
-Nothing heavy is imported until a command runs.
+``worldstereo-ros weights inspect DIR``: what a released weights folder holds (headers and configs only);
+``worldstereo-ros distill``: DMD distillation, with its training snapshot and conditions read here (the
+``generation`` layer takes them as arguments). Also the backend's options of ``imagine``/``demo``/``bench`` and
+the RGB-only snapshot (estimated depth). Nothing heavy is imported until a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING
+
+from worldstereo_ros.cli.commands import Command
+from worldstereo_ros.errors import ConfigError, InputError, WorldStereoError
+from worldstereo_ros.snapshot import Snapshot
+
+if TYPE_CHECKING:  # generation.base imports torch: annotations only, so --help stays fast
+    from worldstereo_ros.generation.base import GenerationRequest
 
 
 def _weights_args(p: argparse.ArgumentParser) -> None:
@@ -21,7 +30,7 @@ def _weights_args(p: argparse.ArgumentParser) -> None:
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from worldstereo_ros.errors import WorldStereoError
+    # lazy: the checkpoint module imports torch, diffusers and accelerate at its top (--help stays fast)
     from worldstereo_ros.generation.diffusion.checkpoint import inspect_weights
 
     try:
@@ -32,12 +41,6 @@ def _weights(args: argparse.Namespace) -> int:
     print(report.render())
     ok = any(v.get("status", "").startswith("ok") for v in report.variants.values()) and report.base is not None
     return 0 if ok else 1
-
-
-#: name -> (help, add_arguments, run), merged into worldstereo_ros.cli.COMMANDS
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "weights": ("inspect released WorldStereo weights (headers and configs only)", _weights_args, _weights),
-}
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
@@ -76,6 +79,7 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
 
 def set_bench_defaults(args: argparse.Namespace) -> None:
     """Make ``--model-path`` & co. the worldstereo backend's defaults (the bench creates backends by name)."""
+    # lazy: generation.base imports torch (--help stays fast)
     from worldstereo_ros.generation.base import set_backend_defaults
 
     if "worldstereo" in (getattr(args, "backends", None) or []):
@@ -96,10 +100,9 @@ def add_depth_options(p: argparse.ArgumentParser) -> None:
 
 def rgb_only_snapshot(args: argparse.Namespace):
     """The snapshot of ``--rgb``/``--panorama`` with estimated depth (``--depth-model``), and a one-line note."""
+    # lazy: the estimator imports torch and transformers; the readers OpenCV (--help stays fast)
     from worldstereo_ros.datasets.snapshot_files import parse_intrinsics, read_pose, read_rgb
-    from worldstereo_ros.errors import InputError
     from worldstereo_ros.generation.diffusion.depth import DepthEstimator
-    from worldstereo_ros.snapshot import Snapshot
 
     if not args.depth_model:
         raise InputError("depth_model", "no --depth given: pass --depth-model DIR (a local depth-estimation model)")
@@ -148,14 +151,53 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
 
 
+def snapshot_from_args(args: argparse.Namespace) -> Snapshot:
+    """The snapshot of ``--rgbd-folder``/``--frame`` (7-Scenes or TUM RGB-D) or the procedural room at ``--size``."""
+    if args.rgbd_folder:
+        # lazy: the readers import OpenCV (--help stays fast)
+        from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
+
+        frame = open_rgbd_sequence(args.rgbd_folder).read(args.frame)
+        snapshot = Snapshot.create(frame.rgb, frame.depth, frame.K, frame.T_world_cam)
+        if args.size:
+            raise ConfigError("size", "--size applies to the procedural room only")
+        return snapshot
+    # lazy: the procedural scene imports torch (--help stays fast)
+    from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
+
+    width, height = args.size or (768, 480)
+    return procedural_snapshot(width, height)
+
+
+def collect_requests(snapshot: Snapshot, frames: int, trajectories: str = "orbit:15,up:10,left:0.3,right:0.3",
+                     seed: int = 0) -> list[GenerationRequest]:
+    """The distillation conditions: every GenerationRequest (cache renders + references, ``frames`` views each) of
+    ``trajectories`` imagined from ``snapshot`` by the pipeline with the CPU ``render_fill`` backend."""
+    # lazy: the pipeline and the backends import torch (--help stays fast)
+    from worldstereo_ros.generation.diffusion.distill import RequestRecorder
+    from worldstereo_ros.generation.render_fill import RenderFillGenerator
+    from worldstereo_ros.geometry.trajectories import build_trajectory, parse_trajectory_spec
+    from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
+
+    recorder = RequestRecorder(RenderFillGenerator())
+    pipeline = ImaginationPipeline(PipelineConfig(seed=seed), backend=recorder).initialize(snapshot)
+    trajs = []
+    for spec in parse_trajectory_spec(trajectories):
+        T = build_trajectory(spec, pipeline.snapshot.T_world_cam, frames, pipeline.depth_median_m)
+        trajs.append(Trajectory(str(spec.name), T.numpy() if hasattr(T, "numpy") else T))
+    pipeline.run(trajs)
+    return recorder.requests
+
+
 def _distill(args: argparse.Namespace) -> int:
-    from worldstereo_ros.errors import WorldStereoError
-    from worldstereo_ros.generation.diffusion.distill import distill, snapshot_from_args
+    # lazy: distillation imports torch, diffusers and the whole backend (--help stays fast)
+    from worldstereo_ros.generation.diffusion.distill import distill
 
     try:
-        summary = distill(args.model_path, args.out, snapshot_from_args(args), args.teacher, args.base_model_path,
-                          args.iterations, args.lr, args.fake_lr, args.fake_updates, args.guidance_scale,
-                          args.prompt, args.device, args.dtype, args.seed)
+        snapshot = snapshot_from_args(args)
+        summary = distill(args.model_path, args.out, lambda frames: collect_requests(snapshot, frames, seed=args.seed),
+                          args.teacher, args.base_model_path, args.iterations, args.lr, args.fake_lr,
+                          args.fake_updates, args.guidance_scale, args.prompt, args.device, args.dtype, args.seed)
     except WorldStereoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -163,5 +205,8 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS["distill"] = ("DMD-distil a WorldStereo teacher into a 4-step memory-dmd model (tiny configs on a CPU; "
-                       "the full model needs several GPUs)", _distill_args, _distill)
+COMMANDS: dict[str, Command] = {
+    "weights": Command("inspect released WorldStereo weights (headers and configs only)", _weights_args, _weights),
+    "distill": Command("DMD-distil a WorldStereo teacher into a 4-step memory-dmd model (tiny configs on a CPU; "
+                       "the full model needs several GPUs)", _distill_args, _distill),
+}
