@@ -118,6 +118,7 @@ class GeneratedFrames:
     imagined: np.ndarray
     depth_is_metric: bool = True
     timings_s: dict[str, float] = field(default_factory=dict)
+    confidence: np.ndarray | None = None  # (N, H, W) float32 in [0, 1] per-pixel confidence of imagined pixels; None = backend gives none
 
 
 class Generator(abc.ABC):
@@ -173,3 +174,4 @@ def create_backend(name: str, **options) -> Generator:
 def _import_builtin_backends() -> None:
     # Imported on first use so that importing the interface never pulls in a backend's dependencies.
     from worldstereo_ros.generation import render_fill  # noqa: F401
+    from worldstereo_ros.generation.learned import backend  # noqa: F401

@@ -1,0 +1,127 @@
+"""Fill-protocol scores of the learned backend beside Telea and ``render_fill`` on the same holes.
+
+Each example is a forward–backward fill problem (:mod:`.data`): the frame with its disocclusion holes is
+handed to every method as a :class:`~worldstereo_ros.generation.base.GenerationRequest` (cache render = the
+frame outside the holes, depth 0 where the sensor had none), and the fill is scored against the frame itself
+on the hole pixels: PSNR (dB), SSIM and the sharpness ratio (gradient energy of the fill / of the truth),
+with :mod:`worldstereo_ros.evaluation.image_metrics`. Imagined depth is scored too (absolute relative
+error on the hole pixels with known depth, and the fraction within 5 %), and the confident part of it.
+
+With ``with_reference`` the example's reference keyframe (already drawn in the target camera) is passed to
+the backends as a retrieved reference; Telea never sees it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from worldstereo_ros.generation.base import GenerationRequest, Generator, Reference
+from worldstereo_ros.generation.learned.conditioning import telea
+from worldstereo_ros.generation.learned.data import FillExample
+from worldstereo_ros.snapshot import Snapshot
+
+
+@dataclass
+class MethodScores:
+    """Per-example scores of one method (lists in example order)."""
+
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    sharpness: list[float] = field(default_factory=list)
+    depth_absrel: list[float] = field(default_factory=list)
+    depth_within5: list[float] = field(default_factory=list)
+    confident_fraction: list[float] = field(default_factory=list)
+    confident_within5: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def mean(self, name: str) -> float:
+        values = [v for v in getattr(self, name) if np.isfinite(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+
+def request_for(example: FillExample, with_reference: bool = False) -> GenerationRequest:
+    """The fill problem as a one-frame GenerationRequest (module doc)."""
+    h, w = example.hole.shape
+    rgb = example.rgb.astype(np.float32) / 255.0
+    observed = ~example.hole
+    cond_depth = np.where(observed, example.depth, 0.0).astype(np.float32)
+    T = np.eye(4)
+    references: list[Reference] = []
+    if with_reference and example.ref_valid.any():
+        K = example.K
+        v, u = np.mgrid[0:h, 0:w]
+        z = np.where(example.ref_valid, example.ref_depth, 0.0).astype(np.float32)
+        pointmap = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], -1).astype(np.float32)
+        references.append(Reference(rgb=example.ref_rgb.astype(np.float32) / 255.0, depth=z, pointmap=pointmap,
+                                    K=K.copy(), T_world_cam=T.copy(), score=1.0, keyframe_id=0))
+    source = Snapshot.create(np.where(observed[..., None], rgb, 0.0).astype(np.float32), cond_depth, example.K, T,
+                             frame_id="eval")
+    return GenerationRequest(K=example.K[None].copy(), T_world_cam=T[None].copy(), height=h, width=w,
+                             cond_rgb=np.where(observed[..., None], rgb, 0.0)[None].astype(np.float32),
+                             cond_depth=cond_depth[None], cond_mask=observed[None],
+                             cond_index=np.where(observed, 0, -1)[None].astype(np.int64), references=[references],
+                             source=source, trajectory_id=example.name)
+
+
+def _score(scores: MethodScores, pred: np.ndarray, example: FillExample, depth: np.ndarray | None,
+           confidence: np.ndarray | None) -> None:
+    from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
+
+    truth = example.rgb.astype(np.float32) / 255.0
+    hole = example.hole
+    scores.psnr.append(psnr(pred, truth, hole))
+    scores.ssim.append(ssim(pred, truth, hole))
+    scores.sharpness.append(sharpness_ratio(pred, truth, hole))
+    if depth is not None:
+        known = hole & (example.depth > 0) & (depth > 0)
+        if known.any():
+            rel = np.abs(depth[known] - example.depth[known]) / example.depth[known]
+            scores.depth_absrel.append(float(rel.mean()))
+            scores.depth_within5.append(float((rel < 0.05).mean()))
+            if confidence is not None:
+                sure = confidence[known] >= 0.5
+                scores.confident_fraction.append(float(sure.mean()))
+                if sure.any():
+                    scores.confident_within5.append(float((rel[sure] < 0.05).mean()))
+
+
+def evaluate_examples(examples: list[FillExample], backends: dict[str, Generator], with_reference: bool = False,
+                      progress: bool = False) -> dict[str, MethodScores]:
+    """Scores of Telea and every backend on the hole pixels of ``examples`` (module doc)."""
+    results = {"telea": MethodScores(), **{name: MethodScores() for name in backends}}
+    iterator = examples
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(examples, desc="evaluate", unit="example")
+    for ex in iterator:
+        rgb = ex.rgb.astype(np.float32) / 255.0
+        t0 = time.perf_counter()
+        fill = telea(np.where(ex.hole[..., None], 0.0, rgb).astype(np.float32), ex.hole)
+        results["telea"].seconds += time.perf_counter() - t0
+        _score(results["telea"], fill, ex, None, None)
+        request = request_for(ex, with_reference)
+        for name, backend in backends.items():
+            t0 = time.perf_counter()
+            frames = backend.generate(request, generator=torch.Generator().manual_seed(0))
+            results[name].seconds += time.perf_counter() - t0
+            conf = None if frames.confidence is None else frames.confidence[0]
+            _score(results[name], frames.rgb[0], ex, frames.depth[0], conf)
+    return results
+
+
+def format_table(results: dict[str, MethodScores], reference: str = "telea") -> str:
+    """A markdown table of the means, with PSNR differences to ``reference``."""
+    lines = ["| method | hole PSNR dB | vs Telea dB | hole SSIM | sharpness | depth AbsRel | depth <5 % | "
+             "confident | confident <5 % | s/view |", "|---|---|---|---|---|---|---|---|---|---|"]
+    base = results[reference].mean("psnr")
+    for name, s in results.items():
+        n = max(1, len(s.psnr))
+        lines.append(f"| {name} | {s.mean('psnr'):.2f} | {s.mean('psnr') - base:+.2f} | {s.mean('ssim'):.3f} | "
+                     f"{s.mean('sharpness'):.2f} | {s.mean('depth_absrel'):.3f} | {s.mean('depth_within5'):.2f} | "
+                     f"{s.mean('confident_fraction'):.2f} | {s.mean('confident_within5'):.2f} | {s.seconds / n:.3f} |")
+    return "\n".join(lines)
