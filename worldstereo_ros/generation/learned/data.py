@@ -133,9 +133,10 @@ class ExampleSource:
         example = self.build(self.specs[index])
         if p is None:
             self._memory[index] = example
-        else:
-            example.save(p)
-        return example
+            return example
+        example.save(p)
+        # read back, so a fresh example carries the same float16 depth rounding as a cached one (repeatable runs)
+        return FillExample.load(p)
 
 
 def rgbd_source(folder: str | Path, frames: tuple[int, ...] | list[int], count: int, seed: int,

@@ -125,3 +125,43 @@ def format_table(results: dict[str, MethodScores], reference: str = "telea") -> 
                      f"{s.mean('sharpness'):.2f} | {s.mean('depth_absrel'):.3f} | {s.mean('depth_within5'):.2f} | "
                      f"{s.mean('confident_fraction'):.2f} | {s.mean('confident_within5'):.2f} | {s.seconds / n:.3f} |")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m worldstereo_ros.generation.learned.evaluate``: the fill table on a tuning or report split."""
+    import argparse
+    from pathlib import Path
+
+    from worldstereo_ros.generation.base import create_backend
+    from worldstereo_ros.generation.learned.data import REPORT_FRAMES, TRAIN_FRAMES, rgbd_source
+
+    p = argparse.ArgumentParser(description="hole-pixel PSNR/SSIM/sharpness of learned vs Telea vs render_fill "
+                                            "on forward-backward fill problems")
+    p.add_argument("--sequence", type=Path, required=True, help="RGB-D folder (7-Scenes layout)")
+    p.add_argument("--split", choices=("tuning", "report"), default="tuning",
+                   help="tuning: frames 0-199/300-599; report: frames 200-299 (measure once, at the end)")
+    p.add_argument("--count", type=int, default=40, help="pairs")
+    p.add_argument("--seed", type=int, default=1000, help="pair seed (training uses 0, tuning 1000)")
+    p.add_argument("--model", type=Path, default=None, help="weights (default: the shipped file)")
+    p.add_argument("--with-reference", action="store_true", help="pass each example's reference keyframe")
+    p.add_argument("--cache-dir", type=Path, default=Path("outputs/eval-examples"))
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    frames = TRAIN_FRAMES if args.split == "tuning" else REPORT_FRAMES
+    source = rgbd_source(args.sequence, frames, args.count, args.seed, cache_dir=args.cache_dir)
+    examples = [source[i] for i in range(len(source))]
+    backends = {"render_fill": create_backend("render_fill"),
+                "learned": create_backend("learned", model_path=args.model)}
+    results = evaluate_examples(examples, backends, args.with_reference, progress=True)
+    holes = float(np.mean([ex.hole.mean() for ex in examples]))
+    print(f"{args.split} split, {len(examples)} pairs (seed {args.seed}, offsets 5-60), mean hole fraction "
+          f"{holes:.3f}, references {'on' if args.with_reference else 'off'}")
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -59,6 +59,7 @@ class TrainConfig:
         seed: fixes data, initialisation and batch order. threads: torch CPU threads.
         cache_dir: example cache (default ``out_dir / "examples"``). resume: continue from the checkpoint.
         max_minutes: stop (with a checkpoint) after this wall time; None = no limit.
+        stop_after: stop (with a checkpoint) at this step, keeping the schedule of ``steps``; a later run resumes.
         room_size: (height, width) of the procedural room views. progress: show a progress bar.
         widths, fine: architecture (FillNet).
     """
@@ -79,6 +80,7 @@ class TrainConfig:
     cache_dir: Path | None = None
     resume: bool = True
     max_minutes: float | None = None
+    stop_after: int | None = None
     room_size: tuple[int, int] = (480, 640)
     progress: bool = True
     widths: tuple[int, int, int, int] = (32, 48, 64, 96)
@@ -256,6 +258,8 @@ def train(config: TrainConfig) -> TrainResult:
     last: dict[str, float] = {}
     while step < config.steps:
         if config.max_minutes is not None and time.perf_counter() - t_start > 60.0 * config.max_minutes:
+            break
+        if config.stop_after is not None and step >= config.stop_after:
             break
         rng = np.random.default_rng([config.seed, step])
         # the pool grows by one example per step until complete, so the first steps don't wait for all
