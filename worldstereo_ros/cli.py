@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Callable
 
+from worldstereo_ros.generation.learned import cli as _learned_cli  # light: imports torch only when run
+
 DEFAULT_TRAJECTORIES = "orbit:30,up:10,left:0.5,right:0.5"
 
 
@@ -357,6 +359,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "record": ("record topics to an MCAP file (opens in Foxglove and ros2 bag play)", _record_args, _record),
     "bench": ("measure geometry, camera accuracy, cross-path consistency, view fidelity and speed of the "
               "generator backends on real RGB-D data; tables, plots and a contact sheet", _bench_args, _bench),
+    "train": (_learned_cli.HELP, _learned_cli.add_parser, _learned_cli.run),
     "launch": ("run one of the package's launch files without the ROS 2 launch package (ros2 launch where it is "
                "installed)", _launch_args, _launch),
 }

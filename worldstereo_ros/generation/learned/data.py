@@ -211,13 +211,14 @@ def example_tensors(example: FillExample, drop_reference: bool = False, gain: fl
 
     ``crop`` = (top, left, height, width); ``gain`` scales brightness of target and reference alike.
     """
-    rgb = example.rgb.astype(np.float32) / 255.0
-    ref = example.ref_rgb.astype(np.float32) / 255.0
+    rgb, ref = example.rgb, example.ref_rgb
     depth, hole, ref_depth, ref_valid = example.depth, example.hole, example.ref_depth, example.ref_valid
-    if crop is not None:
+    if crop is not None:  # crop first: converting whole frames to float would cost more than the crop's work
         t, l, ch, cw = crop
         sl = (slice(t, t + ch), slice(l, l + cw))
         rgb, ref, depth, hole, ref_depth, ref_valid = (a[sl] for a in (rgb, ref, depth, hole, ref_depth, ref_valid))
+    rgb = rgb.astype(np.float32) / 255.0
+    ref = ref.astype(np.float32) / 255.0
     if flip:
         rgb, ref, depth, hole, ref_depth, ref_valid = (a[:, ::-1] for a in (rgb, ref, depth, hole, ref_depth, ref_valid))
     rgb = np.clip(rgb * gain, 0, 1)
