@@ -176,3 +176,9 @@ def test_cli_train_and_imagine_with_the_learned_backend(tmp_path):
                      "--skip", "videos,contact_sheet,cache_ply,poses,colmap,mesh", "--no-progress",
                      "--out", str(tmp_path / "demo")]) == 0
     assert (tmp_path / "demo" / "frames" / "right").is_dir()
+
+
+def test_no_other_large_binary_in_the_package():
+    big = [p for p in (REPO / "worldstereo_ros").rglob("*")
+           if p.is_file() and p.stat().st_size > 2 * 1024 * 1024 and p != SHIPPED_WEIGHTS]
+    assert not big, big

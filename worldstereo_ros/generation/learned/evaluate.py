@@ -90,20 +90,32 @@ def _score(scores: MethodScores, pred: np.ndarray, example: FillExample, depth: 
 
 
 def evaluate_examples(examples: list[FillExample], backends: dict[str, Generator], with_reference: bool = False,
-                      progress: bool = False) -> dict[str, MethodScores]:
-    """Scores of Telea and every backend on the hole pixels of ``examples`` (module doc)."""
+                      progress: bool = False, keep_images: int = 0,
+                      images: dict[str, list[np.ndarray]] | None = None) -> dict[str, MethodScores]:
+    """Scores of Telea and every backend on the hole pixels of ``examples`` (module doc).
+
+    With ``keep_images`` > 0 the first that many examples' images are appended to ``images`` (a dict of
+    lists keyed ``condition``, ``telea``, each backend and ``truth``; holes magenta in the condition).
+    """
     results = {"telea": MethodScores(), **{name: MethodScores() for name in backends}}
+    keep = images if (images is not None and keep_images > 0) else None
     iterator = examples
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(examples, desc="evaluate", unit="example")
-    for ex in iterator:
+    for n, ex in enumerate(iterator):
         rgb = ex.rgb.astype(np.float32) / 255.0
+        kept = keep is not None and n < keep_images
+        if kept:
+            keep.setdefault("condition", []).append(np.where(ex.hole[..., None], [1.0, 0.0, 1.0], rgb).astype(np.float32))
+            keep.setdefault("truth", []).append(rgb)
         t0 = time.perf_counter()
         fill = telea(np.where(ex.hole[..., None], 0.0, rgb).astype(np.float32), ex.hole)
         results["telea"].seconds += time.perf_counter() - t0
         _score(results["telea"], fill, ex, None, None)
+        if kept:
+            keep.setdefault("telea", []).append(fill)
         request = request_for(ex, with_reference)
         for name, backend in backends.items():
             t0 = time.perf_counter()
@@ -111,6 +123,8 @@ def evaluate_examples(examples: list[FillExample], backends: dict[str, Generator
             results[name].seconds += time.perf_counter() - t0
             conf = None if frames.confidence is None else frames.confidence[0]
             _score(results[name], frames.rgb[0], ex, frames.depth[0], conf)
+            if kept:
+                keep.setdefault(name, []).append(frames.rgb[0])
     return results
 
 
@@ -146,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--with-reference", action="store_true", help="pass each example's reference keyframe")
     p.add_argument("--cache-dir", type=Path, default=Path("outputs/eval-examples"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sheet", type=Path, default=None,
+                   help="also write a contact sheet (condition, Telea, render_fill, learned, truth) of 5 examples")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     frames = TRAIN_FRAMES if args.split == "tuning" else REPORT_FRAMES
@@ -153,7 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     examples = [source[i] for i in range(len(source))]
     backends = {"render_fill": create_backend("render_fill"),
                 "learned": create_backend("learned", model_path=args.model)}
-    results = evaluate_examples(examples, backends, args.with_reference, progress=True)
+    images: dict[str, list[np.ndarray]] = {}
+    results = evaluate_examples(examples, backends, args.with_reference, progress=True,
+                                keep_images=5 if args.sheet else 0, images=images)
+    if args.sheet:
+        from worldstereo_ros.io.images import contact_sheet, write_rgb_png
+
+        order = ["condition", "telea", "render_fill", "learned", "truth"]
+        labels = {"condition": "condition (holes magenta)", "telea": "Telea (r=3)"}
+        rows = [(labels.get(k, k), np.stack(images[k])) for k in order]
+        write_rgb_png(args.sheet, contact_sheet(rows, columns=5, thumb_width=256, show_indices=False))
+        print(f"contact sheet: {args.sheet}")
     holes = float(np.mean([ex.hole.mean() for ex in examples]))
     print(f"{args.split} split, {len(examples)} pairs (seed {args.seed}, offsets 5-60), mean hole fraction "
           f"{holes:.3f}, references {'on' if args.with_reference else 'off'}")
