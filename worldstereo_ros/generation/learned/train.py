@@ -56,9 +56,11 @@ class TrainConfig:
         steps: optimiser steps in total. batch_size: crops per step. crop: (height, width) of the crops,
             multiples of 32. lr: Adam learning rate (cosine decay to 5 % over ``steps``).
         epoch_steps: steps per epoch (checkpoint, samples PNG). log_every: steps per CSV row.
-        seed: fixes data, initialisation and batch order. threads: torch CPU threads.
+        seed: fixes data, initialisation and batch order. threads: torch CPU threads (1 is fastest on a
+            shared machine: idle OpenMP threads spin while waiting for a busy core).
         cache_dir: example cache (default ``out_dir / "examples"``). resume: continue from the checkpoint.
-        max_minutes: stop (with a checkpoint) after this wall time; None = no limit.
+        max_minutes: wall-time budget: the schedule follows whichever of steps and time is further along, and
+            the run stops (with a checkpoint) when the time is spent; None = steps only (bit-repeatable).
         stop_after: stop (with a checkpoint) at this step, keeping the schedule of ``steps``; a later run resumes.
         room_size: (height, width) of the procedural room views. progress: show a progress bar.
         widths, fine: architecture (FillNet).
@@ -76,7 +78,7 @@ class TrainConfig:
     epoch_steps: int = 250
     log_every: int = 10
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     cache_dir: Path | None = None
     resume: bool = True
     max_minutes: float | None = None
@@ -257,8 +259,13 @@ def train(config: TrainConfig) -> TrainResult:
     running: dict[str, float] = {}
     last: dict[str, float] = {}
     while step < config.steps:
-        if config.max_minutes is not None and time.perf_counter() - t_start > 60.0 * config.max_minutes:
-            break
+        progress = step / config.steps
+        if config.max_minutes is not None:
+            # a time budget anneals the schedule by wall time too, so a run on a busy machine still ends at
+            # the low learning rate instead of being cut off mid-schedule
+            progress = max(progress, (time.perf_counter() - t_start) / (60.0 * config.max_minutes))
+            if progress >= 1.0:
+                break
         if config.stop_after is not None and step >= config.stop_after:
             break
         rng = np.random.default_rng([config.seed, step])
@@ -266,7 +273,7 @@ def train(config: TrainConfig) -> TrainResult:
         built = min(len(index), max(config.batch_size, step + 1))
         picks = rng.integers(0, built, size=config.batch_size)
         batch = sample_batch([sources[index[k][0]][index[k][1]] for k in picks], rng, config.crop)
-        lr = config.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * step / config.steps)))
+        lr = config.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
         for group in optimiser.param_groups:
             group["lr"] = lr
         output = model(batch.x)
