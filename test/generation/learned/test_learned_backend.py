@@ -182,3 +182,13 @@ def test_no_other_large_binary_in_the_package():
     big = [p for p in (REPO / "worldstereo_ros").rglob("*")
            if p.is_file() and p.stat().st_size > 2 * 1024 * 1024 and p != SHIPPED_WEIGHTS]
     assert not big, big
+
+
+def test_frame_without_holes_is_the_cache_render(tiny_weights):
+    request = _request(n=1)
+    request.cond_mask[:] = True
+    request.cond_rgb[:] = 0.25
+    request.cond_depth[:] = 2.0
+    frames = create_backend("learned", model_path=tiny_weights).generate(request)
+    assert not frames.imagined.any() and np.all(frames.rgb == 0.25) and np.all(frames.depth == 2.0)
+    assert np.all(frames.confidence == 1.0)

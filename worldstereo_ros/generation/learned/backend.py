@@ -112,8 +112,14 @@ class LearnedGenerator(Generator):
                 cond_rgb = np.asarray(request.cond_rgb[i], np.float32)
                 cond_depth = np.where(imagined, 0.0, np.nan_to_num(np.asarray(request.cond_depth[i], np.float32)))
                 cond_depth = np.maximum(cond_depth, 0.0).astype(np.float32)
-                ref_rgb, ref_depth, ref_valid = self._reference_layer(request.references[i], previous, K, T_wc, h, w,
-                                                                      imagined.any())
+                if not imagined.any():  # nothing to imagine: the frame is the cache render
+                    out_rgb[i], out_depth[i], out_conf[i] = cond_rgb, cond_depth, 1.0
+                    previous = None
+                    timings["condition"] += time.perf_counter() - t0
+                    if on_frame is not None:
+                        on_frame(i, out_rgb[i], out_depth[i], imagined)
+                    continue
+                ref_rgb, ref_depth, ref_valid = self._reference_layer(request.references[i], previous, K, T_wc, h, w)
                 x, scale = build_input(cond_rgb, cond_depth, imagined, ref_rgb, ref_depth, ref_valid)
                 t1 = time.perf_counter()
                 with torch.no_grad():
@@ -145,12 +151,10 @@ class LearnedGenerator(Generator):
                                timings_s=timings, confidence=out_conf)
 
     def _reference_layer(self, references: list[Reference], previous: tuple[np.ndarray, np.ndarray] | None,
-                         K: np.ndarray, T_world_cam: np.ndarray, h: int, w: int, needed: bool
+                         K: np.ndarray, T_world_cam: np.ndarray, h: int, w: int
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """References (and the carried previous frame) drawn into the target: rgb, depth (m), valid."""
         empty = (np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w), bool))
-        if not needed:
-            return empty
         pts, cols = [], []
         if self.ssm:
             for ref in references:
