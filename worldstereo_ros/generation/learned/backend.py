@@ -139,8 +139,8 @@ class LearnedGenerator(Generator):
                 out_depth[i] = np.where(imagined, np.where(supported, depth, 0.0), cond_depth)
                 out_conf[i] = np.where(imagined, np.where(supported, conf, 0.0), 1.0)
                 if self.temporal and i + 1 < n:
-                    previous = self._carry(out_rgb[i], out_depth[i], imagined & (out_conf[i] >= self.temporal_min_confidence)
-                                           & (out_depth[i] > 0), K, T_wc)
+                    sure = imagined & (out_conf[i] >= self.temporal_min_confidence) & (out_depth[i] > 0)
+                    previous = self._carry(out_rgb[i], out_depth[i], sure, K, T_wc)
                 timings["condition"] += t1 - t0
                 timings["network"] += t2 - t1
                 if on_frame is not None:

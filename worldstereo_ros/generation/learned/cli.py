@@ -55,8 +55,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--cache-dir", type=Path, default=None, help="example cache (default OUT/examples)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if OUT has a checkpoint")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget: the learning-rate schedule anneals by time too and the "
-                   "run stops (with a checkpoint) when it is spent")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-time budget: the learning-rate schedule anneals by time too and the run stops (with a "
+                        "checkpoint) when it is spent")
     p.add_argument("--room-size", type=_size, default=(480, 640), help="procedural view HEIGHTxWIDTH")
     p.add_argument("--out", type=Path, default=Path("outputs/train-learned"), help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -220,7 +220,8 @@ def example_tensors(example: FillExample, drop_reference: bool = False, gain: fl
     rgb = rgb.astype(np.float32) / 255.0
     ref = ref.astype(np.float32) / 255.0
     if flip:
-        rgb, ref, depth, hole, ref_depth, ref_valid = (a[:, ::-1] for a in (rgb, ref, depth, hole, ref_depth, ref_valid))
+        rgb, ref, depth, hole, ref_depth, ref_valid = (a[:, ::-1]
+                                                       for a in (rgb, ref, depth, hole, ref_depth, ref_valid))
     rgb = np.clip(rgb * gain, 0, 1)
     ref = np.clip(ref * gain, 0, 1)
     if drop_reference:
@@ -244,7 +245,8 @@ def sample_batch(examples: list[FillExample], rng: np.random.Generator, crop_hw:
         ys, xs = np.nonzero(ex.hole)
         if ys.size and rng.random() < 0.85:
             n = int(rng.integers(ys.size))
-            cy, cx = int(ys[n]) + int(rng.integers(-ch // 4, ch // 4 + 1)), int(xs[n]) + int(rng.integers(-cw // 4, cw // 4 + 1))
+            cy = int(ys[n]) + int(rng.integers(-ch // 4, ch // 4 + 1))
+            cx = int(xs[n]) + int(rng.integers(-cw // 4, cw // 4 + 1))
         else:
             cy, cx = int(rng.integers(h)), int(rng.integers(w))
         top = int(np.clip(cy - ch // 2, 0, h - ch))

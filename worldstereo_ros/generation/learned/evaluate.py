@@ -108,7 +108,8 @@ def evaluate_examples(examples: list[FillExample], backends: dict[str, Generator
         rgb = ex.rgb.astype(np.float32) / 255.0
         kept = keep is not None and n < keep_images
         if kept:
-            keep.setdefault("condition", []).append(np.where(ex.hole[..., None], [1.0, 0.0, 1.0], rgb).astype(np.float32))
+            magenta = np.where(ex.hole[..., None], [1.0, 0.0, 1.0], rgb).astype(np.float32)
+            keep.setdefault("condition", []).append(magenta)
             keep.setdefault("truth", []).append(rgb)
         t0 = time.perf_counter()
         fill = telea(np.where(ex.hole[..., None], 0.0, rgb).astype(np.float32), ex.hole)

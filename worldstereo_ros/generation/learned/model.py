@@ -51,6 +51,10 @@ def _block(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
                          nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
 
 
+def _down(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True), _block(cout, cout))
+
+
 class FillNet(nn.Module):
     """The fill network (module doc).
 
@@ -70,9 +74,9 @@ class FillNet(nn.Module):
         # a 1x1 mix of the folded 4x4 patches first: a 3x3 conv on 16 x C channels would cost most of the net
         self.stem = nn.Sequential(nn.Conv2d(cin * 16, w0, 1), nn.LeakyReLU(0.1, inplace=True),
                                   nn.Conv2d(w0, w0, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
-        self.down1 = nn.Sequential(nn.Conv2d(w0, w1, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True), _block(w1, w1))
-        self.down2 = nn.Sequential(nn.Conv2d(w1, w2, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True), _block(w2, w2))
-        self.down3 = nn.Sequential(nn.Conv2d(w2, w3, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True), _block(w3, w3))
+        self.down1 = _down(w0, w1)
+        self.down2 = _down(w1, w2)
+        self.down3 = _down(w2, w3)
         self.context = nn.Sequential(_block(w3, w3, dilation=2), _block(w3, w3, dilation=4))
         self.up2 = _block(w3 + w2, w2)
         self.up1 = _block(w2 + w1, w1)
@@ -119,7 +123,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = FillNet.MULTIPLE) -> tuple[
     return x, (ph, pw)
 
 
-def clamp_to_support(depth: torch.Tensor, observed: torch.Tensor, window_px: int = 65) -> tuple[torch.Tensor, torch.Tensor]:
+def clamp_to_support(depth: torch.Tensor, observed: torch.Tensor, window_px: int = 65
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Clamp imagined depth to the range observed in each pixel's neighbourhood.
 
     Args:

@@ -119,6 +119,8 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------------------------- losses
 
+_LOSS_NAMES = ("total", "l1", "ssim", "grad", "depth", "confidence")
+
 
 def _masked_mean(value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``value`` (B, C, H, W) over the pixels where ``mask`` (B, 1, H, W) is 1."""
@@ -246,7 +248,7 @@ def train(config: TrainConfig) -> TrainResult:
     log_path = out / "losses.csv"
     if step == 0 or not log_path.is_file():
         with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(["step", "seconds", "lr", "total", "l1", "ssim", "grad", "depth", "confidence"])
+            csv.writer(f).writerow(["step", "seconds", "lr", *_LOSS_NAMES])
     samples = [sources[s][i] for s, i in index[:min(3, len(index))]]
 
     # 3. the loop
@@ -290,7 +292,7 @@ def train(config: TrainConfig) -> TrainResult:
             running = {}
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow([step, f"{time.perf_counter() - t_start:.1f}", f"{lr:.6f}"]
-                                       + [f"{last[k]:.5f}" for k in ("total", "l1", "ssim", "grad", "depth", "confidence")])
+                                       + [f"{last[k]:.5f}" for k in _LOSS_NAMES])
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{parts['total']:.4f}")
