@@ -65,7 +65,7 @@ def test_registered_beside_render_fill():
 
 
 def test_generate_shapes_pass_through_and_confidence(tiny_weights):
-    backend = create_backend("learned", model_path=tiny_weights)
+    backend = create_backend("learned", model_path=tiny_weights, reference_detail=False)
     request = _request()
     seen = []
     frames = backend.generate(request, on_frame=lambda i, *a: seen.append(i))
@@ -192,3 +192,15 @@ def test_frame_without_holes_is_the_cache_render(tiny_weights):
     frames = create_backend("learned", model_path=tiny_weights).generate(request)
     assert not frames.imagined.any() and np.all(frames.rgb == 0.25) and np.all(frames.depth == 2.0)
     assert np.all(frames.confidence == 1.0)
+
+
+def test_reference_detail_replaces_observed_colours_only_where_a_reference_sees_them(tiny_weights):
+    request = _request(n=2)
+    sharp = request.references[0][0].rgb
+    request.cond_rgb[:] = np.where(request.cond_mask[..., None], 0.5, 0.0)  # a flat, voxel-averaged cache
+    frames = create_backend("learned", model_path=tiny_weights).generate(request)
+    observed = request.cond_mask[0]
+    # frame 0 has the reference at its own pose: its observed pixels take the reference's colours
+    np.testing.assert_allclose(frames.rgb[0][observed], sharp[observed], atol=1e-5)
+    # frame 1 has no reference: the cache render passes through
+    assert np.all(frames.rgb[1][request.cond_mask[1]] == 0.5)

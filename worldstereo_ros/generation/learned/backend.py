@@ -8,7 +8,8 @@ Per target frame, in order:
    this one too, where no reference landed, so a surface imagined once is carried along the path instead of
    re-imagined differently (no flicker). This is the same reference channel the network was trained on.
 2. network: :class:`~.model.FillNet` predicts rgb, normalised inverse depth and a confidence for every pixel;
-   only the imagined ones are used (observed pixels pass through bit for bit).
+   only the imagined ones are used (observed pixels pass through: the cache render, with ``reference_detail``
+   its colours sharpened from the references as ``render_fill`` does, never the network's output).
 3. depth the cache can trust: imagined depth is clamped to the range of depths the memories (cache render and
    references) hold within ``support_window_px`` of the pixel; where they hold none, depth is 0 (unknown)
    and confidence 0. ``confidence`` of observed pixels is 1.
@@ -37,8 +38,10 @@ from worldstereo_ros.generation.base import (
 from worldstereo_ros.generation.learned.conditioning import build_input, reproject_points
 from worldstereo_ros.generation.learned.model import clamp_to_support, pad_to_multiple
 from worldstereo_ros.generation.learned.weights import load_model
+from worldstereo_ros.generation.render_fill import RenderFillGenerator
 
-_OPTIONS = ("model_path", "ssm", "temporal", "temporal_min_confidence", "support_window_px", "threads", "device")
+_OPTIONS = ("model_path", "ssm", "temporal", "temporal_min_confidence", "support_window_px", "reference_detail",
+            "threads", "device")
 
 
 @register_backend
@@ -51,6 +54,10 @@ class LearnedGenerator(Generator):
         temporal: carry the previous frame's imagined pixels into the next frame's reference channel.
         temporal_min_confidence: only imagined pixels at least this confident are carried, in [0, 1].
         support_window_px: side of the neighbourhood whose observed depths bound imagined depth, pixels (>= 5).
+        reference_detail: before imagining, the cache's (voxel-fused, coarse) colours are replaced by the
+            references' where a reference sees the same surface, sampled at the exact 3D correspondence (the
+            same step as ``render_fill``'s ``reference_detail``); these pixels stay observed, and only this
+            step ever changes them.
         threads: torch CPU threads while generating (None: leave torch's setting).
         device: torch device of the network.
     Raises:
@@ -62,11 +69,11 @@ class LearnedGenerator(Generator):
     uses_references = True
 
     def __init__(self, model_path: str | Path | None = None, ssm: bool = True, temporal: bool = True,
-                 temporal_min_confidence: float = 0.5, support_window_px: int = 65, threads: int | None = None,
-                 device: str | torch.device = "cpu", **unknown) -> None:
+                 temporal_min_confidence: float = 0.5, support_window_px: int = 65, reference_detail: bool = True,
+                 threads: int | None = None, device: str | torch.device = "cpu", **unknown) -> None:
         if unknown:
             raise InputError(sorted(unknown)[0], f"unknown option of the learned backend; valid: {', '.join(_OPTIONS)}")
-        for name, value in (("ssm", ssm), ("temporal", temporal)):
+        for name, value in (("ssm", ssm), ("temporal", temporal), ("reference_detail", reference_detail)):
             if not isinstance(value, (bool, np.bool_)):
                 raise InputError(name, f"expected a bool, got {value!r}")
         if isinstance(temporal_min_confidence, bool) or not isinstance(temporal_min_confidence, (int, float)) \
@@ -85,6 +92,9 @@ class LearnedGenerator(Generator):
         self.temporal_min_confidence = float(temporal_min_confidence)
         self.support_window_px = int(support_window_px)
         self.threads = threads
+        self.reference_detail = bool(reference_detail)
+        # render_fill owns the sub-pixel colour pull from references; reuse it rather than keep a second copy
+        self._detail = RenderFillGenerator(device=self.device) if self.reference_detail else None
         self.model = load_model(model_path).to(self.device)
 
     # ------------------------------------------------------------------ generate
@@ -110,6 +120,9 @@ class LearnedGenerator(Generator):
                 T_wc = np.asarray(request.T_world_cam[i], np.float64)
                 imagined = imagined_all[i]
                 cond_rgb = np.asarray(request.cond_rgb[i], np.float32)
+                if self._detail is not None and self.ssm and request.references[i] and not imagined.all():
+                    cond_rgb = self._pull_detail(request.references[i], K, T_wc, cond_rgb, request.cond_depth[i],
+                                                 ~imagined)
                 cond_depth = np.where(imagined, 0.0, np.nan_to_num(np.asarray(request.cond_depth[i], np.float32)))
                 cond_depth = np.maximum(cond_depth, 0.0).astype(np.float32)
                 if not imagined.any():  # nothing to imagine: the frame is the cache render
@@ -149,6 +162,16 @@ class LearnedGenerator(Generator):
             torch.set_num_threads(saved_threads)
         return GeneratedFrames(rgb=out_rgb, depth=out_depth, imagined=imagined_all, depth_is_metric=True,
                                timings_s=timings, confidence=out_conf)
+
+    def _pull_detail(self, references: list[Reference], K: np.ndarray, T_world_cam: np.ndarray, rgb: np.ndarray,
+                     depth: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """``rgb`` with observed pixels resampled from the references that see the same surface (a copy)."""
+        rgb_t = torch.from_numpy(rgb.copy()).to(self.device)
+        depth_t = torch.from_numpy(np.nan_to_num(np.asarray(depth, np.float32))).to(self.device)
+        mask = torch.from_numpy(observed).to(self.device) & (depth_t > 0)
+        self._detail._pull_reference_colours(references, torch.as_tensor(K, device=self.device), T_world_cam,
+                                             depth_t, mask, rgb_t)
+        return rgb_t.cpu().numpy()
 
     def _reference_layer(self, references: list[Reference], previous: tuple[np.ndarray, np.ndarray] | None,
                          K: np.ndarray, T_world_cam: np.ndarray, h: int, w: int
