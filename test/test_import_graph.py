@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "geometry": {"base"},
     "datasets": {"base", "geometry"},
     "memory": {"base", "geometry"},
-    "generation": {"base", "geometry", "memory"},
+    # training code reads frames for its examples: datasets/ sits below generation/ (only memory/ beside it)
+    "generation": {"base", "geometry", "datasets", "memory"},
     "pipeline": {"base", "geometry", "memory", "generation"},
     # stereo synthesis (SpatialDreamer): rectified-rig rendering whose occlusions a generation backend may fill
     "stereo": {"base", "geometry", "generation"},

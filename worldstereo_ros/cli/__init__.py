@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from worldstereo_ros.cli import bench, diffusion, imagine, ros, stereo
+from worldstereo_ros.cli import bench, diffusion, imagine, learned, ros, stereo
 from worldstereo_ros.cli.commands import Command
 
 #: The modules whose ``COMMANDS`` make up the command line, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES = (imagine, ros, bench, diffusion, stereo)
+SUBCOMMAND_MODULES = (imagine, ros, bench, diffusion, learned, stereo)
 
 #: name -> Command, from every module in :data:`SUBCOMMAND_MODULES`
 COMMANDS: dict[str, Command] = {}

@@ -120,6 +120,8 @@ class GeneratedFrames:
     imagined: np.ndarray
     depth_is_metric: bool = True
     timings_s: dict[str, float] = field(default_factory=dict)
+    # (N, H, W) float32 in [0, 1]: per-pixel confidence of imagined pixels; None = the backend gives none
+    confidence: np.ndarray | None = None
 
 
 class GenerationCancelled(WorldStereoError):
@@ -237,6 +239,7 @@ def cpu_generator(generator: torch.Generator | None, seed: int = 0) -> torch.Gen
 #: Registering a backend is one line here.
 BACKEND_PATHS: dict[str, str] = {
     "render_fill": "worldstereo_ros.generation.render_fill:RenderFillGenerator",
+    "learned": "worldstereo_ros.generation.learned.backend:LearnedGenerator",
     "worldstereo": "worldstereo_ros.generation.diffusion.backend:WorldStereoDiffusionGenerator",
 }
 #: Default options per backend name, merged under the options given to :func:`create_backend` (a CLI

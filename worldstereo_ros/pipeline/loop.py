@@ -85,6 +85,8 @@ from worldstereo_ros.snapshot import Snapshot
 PANORAMA_TARGET_HFOV_DEG = 90.0
 #: Target image size for panorama snapshots when the config gives none, pixels.
 PANORAMA_TARGET_SIZE = (640, 480)
+#: Imagined pixels whose backend confidence (``GeneratedFrames.confidence``) is below this are not merged.
+MIN_IMAGINED_CONFIDENCE = 0.5
 
 
 class ImaginationPipeline:
@@ -279,8 +281,13 @@ class ImaginationPipeline:
         report("reconstruct", n)
         t0 = time.perf_counter()
         depth = np.asarray(frames.depth, dtype=np.float32)
+        merge_depth = depth
+        if frames.confidence is not None:
+            # only confidently imagined pixels reach the cache (issue 12); the views keep every pixel
+            unsure = np.asarray(frames.imagined, dtype=bool) & (np.asarray(frames.confidence) < MIN_IMAGINED_CONFIDENCE)
+            merge_depth = np.where(unsure, 0.0, depth).astype(np.float32)
         xyz, rgb, conf, frame, is_imagined = reconstruct_points(
-            frames.rgb, depth, frames.imagined, K, T_world_cam, cfg.imagined_confidence, not cfg.merge_observed,
+            frames.rgb, merge_depth, frames.imagined, K, T_world_cam, cfg.imagined_confidence, not cfg.merge_observed,
             cfg.drop_depth_edges, cfg.edge_threshold, cfg.reconstruct_stride, self.device, return_sources=True,
             max_imagined_distance_px=cfg.max_imagined_distance_px)
         timings["reconstruct"] = time.perf_counter() - t0

@@ -52,7 +52,7 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("camera_frame", "", "Camera optical frame; empty = the image's header.frame_id."),
     ParamSpec("snapshot_frame", "worldstereo_snapshot", "TF frame published at the snapshot camera pose "
               "(child of fixed_frame)."),
-    ParamSpec("backend", "render_fill", "Generator backend.", choices=("render_fill", "worldstereo"),
+    ParamSpec("backend", "render_fill", "Generator backend.", choices=("render_fill", "learned", "worldstereo"),
               read_only=True),
     ParamSpec("model_path", "", "Local folder with model weights (diffusion backends); unused by render_fill.",
               read_only=True),

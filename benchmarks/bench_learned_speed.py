@@ -1,0 +1,73 @@
+"""Generator-only speed of ``learned`` beside ``render_fill`` on the same 640 x 480 requests.
+
+``python benchmarks/bench_learned_speed.py --sequence ../shared/data/7scenes-redkitchen``
+
+Each request is one trajectory of ``--views`` frames: forward–backward fill problems of the tuning split
+(real hole shapes, 5-60 frames apart) with their reference keyframe. Both backends run on the same requests,
+alternating, with the same torch thread count; the table gives views per second and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldstereo_ros.evaluation.learned_fill import request_for
+from worldstereo_ros.generation.base import GenerationRequest, create_backend
+from worldstereo_ros.generation.learned.data import TRAIN_FRAMES, rgbd_source
+
+
+def _stack(requests: list[GenerationRequest]) -> GenerationRequest:
+    first = requests[0]
+    return GenerationRequest(K=np.concatenate([r.K for r in requests]),
+                             T_world_cam=np.concatenate([r.T_world_cam for r in requests]), height=first.height,
+                             width=first.width, cond_rgb=np.concatenate([r.cond_rgb for r in requests]),
+                             cond_depth=np.concatenate([r.cond_depth for r in requests]),
+                             cond_mask=np.concatenate([r.cond_mask for r in requests]),
+                             cond_index=np.concatenate([r.cond_index for r in requests]),
+                             references=[refs for r in requests for refs in r.references], source=first.source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sequence", type=Path, required=True)
+    p.add_argument("--views", type=int, default=10, help="frames per request")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per backend")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--cache-dir", type=Path, default=Path("outputs/eval-examples"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    source = rgbd_source(args.sequence, TRAIN_FRAMES, args.views, 2000, cache_dir=args.cache_dir)
+    request = _stack([request_for(source[i], with_reference=True) for i in range(len(source))])
+    backends = {"render_fill": create_backend("render_fill"),
+                "learned": create_backend("learned", model_path=args.model)}
+    for backend in backends.values():  # warm-up (allocations, one-time kernels)
+        backend.generate(_stack([request_for(source[0], with_reference=True)]))
+    seconds = {name: [] for name in backends}
+    for _ in range(args.repeats):
+        for name, backend in backends.items():
+            t0 = time.perf_counter()
+            backend.generate(request)
+            seconds[name].append(time.perf_counter() - t0)
+    holes = float(np.mean(~request.cond_mask))
+    print(f"{request.num_frames} views of {request.width}x{request.height} per run (mean hole fraction {holes:.3f}), "
+          f"{args.repeats} runs each, torch threads {args.threads}")
+    print("| backend | views/s (best run) | views/s (mean) |")
+    print("|---|---|---|")
+    rate = {}
+    for name, s in seconds.items():
+        rate[name] = request.num_frames / min(s)
+        print(f"| {name} | {rate[name]:.2f} | {request.num_frames / float(np.mean(s)):.2f} |")
+    print(f"learned / render_fill speed ratio (best runs): {rate['learned'] / rate['render_fill']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

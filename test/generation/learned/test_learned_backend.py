@@ -1,0 +1,221 @@
+"""The ``learned`` backend: arbitrary requests, the pipeline's confidence-gated merge, the CLI, the shipped file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
+from worldstereo_ros.errors import BackendError, InputError
+from worldstereo_ros.generation.base import (
+    GeneratedFrames,
+    GenerationRequest,
+    Generator,
+    Reference,
+    available_backends,
+    create_backend,
+)
+from worldstereo_ros.generation.learned.model import FillNet
+from worldstereo_ros.generation.learned.weights import SHIPPED_WEIGHTS, load_model, save_model, sha256
+from worldstereo_ros.pipeline import ImaginationPipeline, PipelineConfig, Trajectory
+from worldstereo_ros.snapshot import Snapshot
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[3]
+H, W = 48, 64
+K = np.array([[50.0, 0.0, (W - 1) / 2], [0.0, 50.0, (H - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_model(FillNet(widths=(8, 8, 8, 8), fine=4), tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+def _request(n: int = 2, with_reference: bool = True) -> GenerationRequest:
+    """A far wall at 4 m (stripes) seen by n cameras; a vertical band of each view is a hole."""
+    rng = np.random.default_rng(0)
+    v, u = np.mgrid[0:H, 0:W]
+    rgb = np.stack([0.5 + 0.4 * np.sin(u / 3.0), 0.5 + 0.3 * np.cos(v / 4.0), np.full((H, W), 0.6)], -1)
+    rgb = np.clip(rgb + rng.normal(0, 0.01, rgb.shape), 0, 1).astype(np.float32)
+    depth = np.full((H, W), 4.0, np.float32)
+    mask = np.ones((n, H, W), bool)
+    mask[:, :, 30:44] = False
+    T = np.tile(np.eye(4), (n, 1, 1))
+    T[:, 0, 3] = np.arange(n) * 0.05
+    refs: list[list[Reference]] = [[] for _ in range(n)]
+    if with_reference:
+        z = depth
+        pointmap = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], -1).astype(np.float32)
+        refs[0] = [Reference(rgb=rgb, depth=depth, pointmap=pointmap, K=K.copy(), T_world_cam=np.eye(4), score=1.0,
+                             keyframe_id=7)]
+    return GenerationRequest(K=np.tile(K, (n, 1, 1)), T_world_cam=T, height=H, width=W,
+                             cond_rgb=np.where(mask[..., None], rgb, 0.0).astype(np.float32),
+                             cond_depth=np.where(mask, depth, 0.0).astype(np.float32), cond_mask=mask,
+                             cond_index=np.where(mask, 0, -1).astype(np.int64), references=refs,
+                             source=Snapshot.create(rgb, depth, K, np.eye(4)), trajectory_id="t")
+
+
+def test_registered_beside_render_fill():
+    assert {"learned", "render_fill"} <= set(available_backends())
+
+
+def test_generate_shapes_pass_through_and_confidence(tiny_weights):
+    backend = create_backend("learned", model_path=tiny_weights, reference_detail=False)
+    request = _request()
+    seen = []
+    frames = backend.generate(request, on_frame=lambda i, *a: seen.append(i))
+    assert seen == [0, 1]
+    assert frames.rgb.shape == (2, H, W, 3) and frames.depth.shape == (2, H, W)
+    assert frames.confidence is not None and frames.confidence.shape == (2, H, W)
+    assert frames.confidence.dtype == np.float32
+    assert np.array_equal(frames.imagined, ~request.cond_mask)
+    observed = request.cond_mask
+    assert np.array_equal(frames.rgb[observed], request.cond_rgb[observed])  # bit for bit
+    assert np.array_equal(frames.depth[observed], request.cond_depth[observed])
+    assert np.all(frames.confidence[observed] == 1.0)
+    assert 0.0 <= frames.confidence.min() and frames.confidence.max() <= 1.0
+    # imagined depth never leaves the range the memories hold nearby (only 4 m here)
+    d = frames.depth[~observed]
+    assert np.all((d == 0.0) | (np.abs(d - 4.0) < 1e-5))
+    assert frames.depth_is_metric
+
+
+def test_options_are_checked(tiny_weights):
+    with pytest.raises(InputError, match="unknown option"):
+        create_backend("learned", model_path=tiny_weights, colour_fill="inpaint")
+    with pytest.raises(InputError, match="support_window_px"):
+        create_backend("learned", model_path=tiny_weights, support_window_px=2)
+    with pytest.raises(BackendError, match="nowhere.safetensors"):
+        create_backend("learned", model_path="/nowhere.safetensors")
+
+
+def test_bad_request_names_the_field(tiny_weights):
+    request = _request()
+    request.cond_depth = request.cond_depth[:, :10]
+    with pytest.raises(InputError, match="cond_depth"):
+        create_backend("learned", model_path=tiny_weights).generate(request)
+
+
+class _Constant(Generator):
+    """Fills every hole with grey at 3 m and a fixed confidence (to test the pipeline's merge gate)."""
+
+    name = "constant_for_test"
+
+    def __init__(self, confidence: float):
+        self.confidence = confidence
+
+    def generate(self, request, generator=None, on_frame=None):
+        imagined = ~request.cond_mask
+        rgb = np.where(imagined[..., None], 0.5, request.cond_rgb).astype(np.float32)
+        depth = np.where(imagined, 3.0, request.cond_depth).astype(np.float32)
+        return GeneratedFrames(rgb=rgb, depth=depth, imagined=imagined,
+                               confidence=np.full(imagined.shape, self.confidence, np.float32))
+
+
+def _path(T0: np.ndarray, n: int, dx: float) -> np.ndarray:
+    out = np.tile(T0, (n, 1, 1))
+    for i in range(n):
+        step = np.eye(4)
+        step[0, 3] = dx * (i + 1) / n
+        out[i] = T0 @ step
+    return out
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    return procedural_snapshot(W, H, spacing_m=0.02)
+
+
+def test_pipeline_merges_only_confident_imagined_points(snapshot):
+    sizes = {}
+    for conf in (0.2, 0.9):
+        pipe = ImaginationPipeline(PipelineConfig(voxel_size_m=0.04), backend=_Constant(conf)).initialize(snapshot)
+        before = len(pipe.cache)
+        pipe.run([Trajectory("right", _path(snapshot.T_world_cam, 3, 0.6))])
+        sizes[conf] = len(pipe.cache) - before
+    assert sizes[0.2] == 0 and sizes[0.9] > 0
+
+
+def test_backend_through_the_pipeline(snapshot, tiny_weights):
+    cfg = PipelineConfig(backend="learned", backend_options={"model_path": str(tiny_weights)}, voxel_size_m=0.04,
+                         keyframe_stride=1)
+    pipe = ImaginationPipeline(cfg).initialize(snapshot)
+    runs = pipe.run([Trajectory("right", _path(snapshot.T_world_cam, 3, 0.4)),
+                     Trajectory("left", _path(snapshot.T_world_cam, 3, -0.4))])
+    assert [r.rgb.shape for r in runs] == [(3, H, W, 3)] * 2
+    assert all(r.imagined.any() for r in runs)
+    assert runs[1].reference_ids and any(runs[1].reference_ids)  # the second path retrieved keyframes
+
+
+def test_shipped_weights_load_and_match_the_model_card():
+    assert SHIPPED_WEIGHTS.is_file(), f"{SHIPPED_WEIGHTS} is not shipped"
+    assert SHIPPED_WEIGHTS.stat().st_size <= 8 * 1024 * 1024
+    model = load_model()  # raises on any missing or unexpected key
+    from safetensors.torch import load_file
+
+    assert set(load_file(str(SHIPPED_WEIGHTS))) == set(model.state_dict())
+    card = (REPO / "docs" / "learned-generator.md").read_text()
+    listed = re.search(r"sha256[^0-9a-f]*([0-9a-f]{64})", card)
+    assert listed is not None, "docs/learned-generator.md lists no sha256"
+    assert listed.group(1) == sha256(SHIPPED_WEIGHTS)
+
+
+def test_cli_train_and_imagine_with_the_learned_backend(tmp_path):
+    from worldstereo_ros.cli import main as cli_main
+
+    assert cli_main(["train", "--rooms", "2", "--steps", "2", "--batch-size", "2", "--crop", "32x32",
+                     "--room-size", "64x96", "--epoch-steps", "2", "--log-every", "1", "--threads", "1",
+                     "--no-progress", "--out", str(tmp_path / "train")]) == 0
+    assert (tmp_path / "train" / "model.safetensors").is_file()
+    assert cli_main(["demo", "--backend", "learned", "--size", "64x48", "--frames", "2", "--trajectories", "right:0.3",
+                     "--skip", "videos,contact_sheet,cache_ply,poses,colmap,mesh", "--no-progress",
+                     "--out", str(tmp_path / "demo")]) == 0
+    assert (tmp_path / "demo" / "frames" / "right").is_dir()
+
+
+def test_no_other_large_binary_in_the_package():
+    big = [p for p in (REPO / "worldstereo_ros").rglob("*")
+           if p.is_file() and p.stat().st_size > 2 * 1024 * 1024 and p != SHIPPED_WEIGHTS]
+    assert not big, big
+
+
+def test_frame_without_holes_is_the_cache_render(tiny_weights):
+    request = _request(n=1)
+    request.cond_mask[:] = True
+    request.cond_rgb[:] = 0.25
+    request.cond_depth[:] = 2.0
+    frames = create_backend("learned", model_path=tiny_weights).generate(request)
+    assert not frames.imagined.any() and np.all(frames.rgb == 0.25) and np.all(frames.depth == 2.0)
+    assert np.all(frames.confidence == 1.0)
+
+
+def test_reference_detail_replaces_observed_colours_only_where_a_reference_sees_them(tiny_weights):
+    request = _request(n=2)
+    sharp = request.references[0][0].rgb
+    request.cond_rgb[:] = np.where(request.cond_mask[..., None], 0.5, 0.0)  # a flat, voxel-averaged cache
+    frames = create_backend("learned", model_path=tiny_weights).generate(request)
+    observed = request.cond_mask[0]
+    # frame 0 has the reference at its own pose: its observed pixels take the reference's colours
+    np.testing.assert_allclose(frames.rgb[0][observed], sharp[observed], atol=1e-5)
+    # frame 1 has no reference: the cache render passes through
+    assert np.all(frames.rgb[1][request.cond_mask[1]] == 0.5)
+
+
+def test_carried_pixels_land_on_their_world_points():
+    from worldstereo_ros.generation.learned.backend import LearnedGenerator
+
+    depth = np.zeros((H, W), np.float32)
+    depth[10, 20] = 2.0
+    rgb = np.zeros((H, W, 3), np.float32)
+    rgb[10, 20] = (1.0, 0.5, 0.25)
+    T = np.eye(4)
+    T[:3, 3] = (1.0, 2.0, 3.0)
+    xyz, colours = LearnedGenerator._carry(rgb, depth, depth > 0, K, T)
+    # pixel (u=20, v=10) at 2 m: x = (20 - 31.5) / 50 * 2, y = (10 - 23.5) / 50 * 2, then shifted by the pose
+    np.testing.assert_allclose(xyz, [[1.0 + (20 - 31.5) / 25.0, 2.0 + (10 - 23.5) / 25.0, 5.0]], atol=1e-6)
+    np.testing.assert_allclose(colours, [[1.0, 0.5, 0.25]])

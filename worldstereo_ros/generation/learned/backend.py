@@ -1,0 +1,210 @@
+"""``learned``: the compact generator trained here (FillNet), CPU-fast, shipped with its weights.
+
+Per target frame, in order:
+
+1. condition: the cache render (``cond_*``) gives the observed pixels; every pixel outside ``cond_mask`` is to
+   be imagined. The retrieved references (SSM) are z-buffered into the target through their pointmaps in one
+   render (nearest wins); with ``temporal``, the previous frame's confidently imagined pixels are drawn into
+   this one too, where no reference landed, so a surface imagined once is carried along the path instead of
+   re-imagined differently (no flicker). This is the same reference channel the network was trained on.
+2. network: :class:`~.model.FillNet` predicts rgb, normalised inverse depth and a confidence for every pixel;
+   only the imagined ones are used (observed pixels pass through: the cache render, with ``reference_detail``
+   its colours sharpened from the references as ``render_fill`` does, never the network's output).
+3. depth the cache can trust: imagined depth is clamped to the range of depths the memories (cache render and
+   references) hold within ``support_window_px`` of the pixel; where they hold none, depth is 0 (unknown)
+   and confidence 0. ``confidence`` of observed pixels is 1.
+
+Depth is float32 metres (metric: it continues the cache's metric depth), 0 = unknown. The network is
+deterministic; ``generator`` is accepted for the interface.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldstereo_ros.errors import InputError
+from worldstereo_ros.generation.base import (
+    FrameCallback,
+    GeneratedFrames,
+    GenerationRequest,
+    Generator,
+    Reference,
+    register_backend,
+)
+from worldstereo_ros.generation.learned.conditioning import build_input, reproject_points
+from worldstereo_ros.generation.learned.model import clamp_to_support, pad_to_multiple
+from worldstereo_ros.generation.learned.weights import load_model
+from worldstereo_ros.generation.render_fill import RenderFillGenerator
+
+_OPTIONS = ("model_path", "ssm", "temporal", "temporal_min_confidence", "support_window_px", "reference_detail",
+            "threads", "device")
+
+
+@register_backend
+class LearnedGenerator(Generator):
+    """FillNet over the cache render and the references (module doc).
+
+    Args:
+        model_path: safetensors weights; None = the shipped ``weights/learned_fill.safetensors``.
+        ssm: use the retrieved references (False: ignore them).
+        temporal: carry the previous frame's imagined pixels into the next frame's reference channel.
+        temporal_min_confidence: only imagined pixels at least this confident are carried, in [0, 1].
+        support_window_px: side of the neighbourhood whose observed depths bound imagined depth, pixels (>= 5).
+        reference_detail: before imagining, the cache's (voxel-fused, coarse) colours are replaced by the
+            references' where a reference sees the same surface, sampled at the exact 3D correspondence (the
+            same step as ``render_fill``'s ``reference_detail``); these pixels stay observed, and only this
+            step ever changes them.
+        threads: torch CPU threads while generating (None: leave torch's setting).
+        device: torch device of the network.
+    Raises:
+        InputError: naming the option, for a bad value or an unknown option.
+        BackendError: naming the file (and key) when the weights cannot be loaded.
+    """
+
+    name = "learned"
+    uses_references = True
+
+    def __init__(self, model_path: str | Path | None = None, ssm: bool = True, temporal: bool = True,
+                 temporal_min_confidence: float = 0.5, support_window_px: int = 65, reference_detail: bool = True,
+                 threads: int | None = None, device: str | torch.device = "cpu", **unknown) -> None:
+        if unknown:
+            raise InputError(sorted(unknown)[0], f"unknown option of the learned backend; valid: {', '.join(_OPTIONS)}")
+        for name, value in (("ssm", ssm), ("temporal", temporal), ("reference_detail", reference_detail)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise InputError(name, f"expected a bool, got {value!r}")
+        if isinstance(temporal_min_confidence, bool) or not isinstance(temporal_min_confidence, (int, float)) \
+                or not 0.0 <= temporal_min_confidence <= 1.0:
+            raise InputError("temporal_min_confidence", f"expected a float in [0, 1], got {temporal_min_confidence!r}")
+        if isinstance(support_window_px, bool) or not isinstance(support_window_px, (int, np.integer)) \
+                or support_window_px < 5:
+            raise InputError("support_window_px", f"expected an int >= 5 pixels, got {support_window_px!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InputError("threads", f"expected None or an int >= 1, got {threads!r}")
+        try:
+            self.device = torch.device(device)
+        except (TypeError, RuntimeError) as exc:
+            raise InputError("device", f"not a torch device: {device!r}") from exc
+        self.ssm, self.temporal = bool(ssm), bool(temporal)
+        self.temporal_min_confidence = float(temporal_min_confidence)
+        self.support_window_px = int(support_window_px)
+        self.threads = threads
+        self.reference_detail = bool(reference_detail)
+        # render_fill owns the sub-pixel colour pull from references; reuse it rather than keep a second copy
+        self._detail = RenderFillGenerator(device=self.device) if self.reference_detail else None
+        # channels-last convolutions are about 20 % faster on this CPU (oneDNN), same weights
+        self.model = load_model(model_path).to(self.device).to(memory_format=torch.channels_last)
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(self, request: GenerationRequest, generator: torch.Generator | None = None,
+                 on_frame: FrameCallback | None = None) -> GeneratedFrames:
+        """Imagine the pixels outside ``cond_mask`` of every frame, in order (module doc)."""
+        request.check()
+        n, h, w = request.num_frames, request.height, request.width
+        out_rgb = np.empty((n, h, w, 3), np.float32)
+        out_depth = np.empty((n, h, w), np.float32)
+        out_conf = np.empty((n, h, w), np.float32)
+        imagined_all = ~np.asarray(request.cond_mask, dtype=bool)
+        timings = {"condition": 0.0, "network": 0.0}
+        previous: tuple[np.ndarray, np.ndarray] | None = None  # world points and colours carried forward
+        saved_threads = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            for i in range(n):
+                t0 = time.perf_counter()
+                K = np.asarray(request.K[i], np.float64)
+                T_wc = np.asarray(request.T_world_cam[i], np.float64)
+                imagined = imagined_all[i]
+                cond_rgb = np.asarray(request.cond_rgb[i], np.float32)
+                if self._detail is not None and self.ssm and request.references[i] and not imagined.all():
+                    cond_rgb = self._pull_detail(request.references[i], K, T_wc, cond_rgb, request.cond_depth[i],
+                                                 ~imagined)
+                cond_depth = np.where(imagined, 0.0, np.nan_to_num(np.asarray(request.cond_depth[i], np.float32)))
+                cond_depth = np.maximum(cond_depth, 0.0).astype(np.float32)
+                if not imagined.any():  # nothing to imagine: the frame is the cache render
+                    out_rgb[i], out_depth[i], out_conf[i] = cond_rgb, cond_depth, 1.0
+                    previous = None
+                    timings["condition"] += time.perf_counter() - t0
+                    if on_frame is not None:
+                        on_frame(i, out_rgb[i], out_depth[i], imagined)
+                    continue
+                ref_rgb, ref_depth, ref_valid = self._reference_layer(request.references[i], previous, K, T_wc, h, w)
+                x, scale = build_input(cond_rgb, cond_depth, imagined, ref_rgb, ref_depth, ref_valid)
+                t1 = time.perf_counter()
+                with torch.inference_mode():
+                    xt, _ = pad_to_multiple(torch.from_numpy(x)[None].to(self.device))
+                    pred = self.model(xt.contiguous(memory_format=torch.channels_last))
+                    rgb = pred.rgb[0, :, :h, :w].permute(1, 2, 0)
+                    depth = scale / pred.inv_depth[0, 0, :h, :w].clamp(min=1e-3)
+                    observed = torch.from_numpy(np.where(ref_valid, np.maximum(ref_depth, 0.0), 0.0)).to(self.device)
+                    observed = torch.where(torch.from_numpy(cond_depth > 0).to(self.device),
+                                           torch.from_numpy(cond_depth).to(self.device), observed)
+                    depth, supported = clamp_to_support(depth[None, None], observed[None, None], self.support_window_px)
+                    depth, supported = depth[0, 0].cpu().numpy(), supported[0, 0].cpu().numpy()
+                    conf = pred.confidence[0, 0, :h, :w].cpu().numpy()
+                    rgb = rgb.cpu().numpy()
+                t2 = time.perf_counter()
+                out_rgb[i] = np.where(imagined[..., None], rgb, cond_rgb)
+                out_depth[i] = np.where(imagined, np.where(supported, depth, 0.0), cond_depth)
+                out_conf[i] = np.where(imagined, np.where(supported, conf, 0.0), 1.0)
+                if self.temporal and i + 1 < n:
+                    sure = imagined & (out_conf[i] >= self.temporal_min_confidence) & (out_depth[i] > 0)
+                    previous = self._carry(out_rgb[i], out_depth[i], sure, K, T_wc)
+                timings["condition"] += t1 - t0
+                timings["network"] += t2 - t1
+                if on_frame is not None:
+                    on_frame(i, out_rgb[i], out_depth[i], imagined)
+        finally:
+            torch.set_num_threads(saved_threads)
+        return GeneratedFrames(rgb=out_rgb, depth=out_depth, imagined=imagined_all, depth_is_metric=True,
+                               timings_s=timings, confidence=out_conf)
+
+    def _pull_detail(self, references: list[Reference], K: np.ndarray, T_world_cam: np.ndarray, rgb: np.ndarray,
+                     depth: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """``rgb`` with observed pixels resampled from the references that see the same surface (a copy)."""
+        rgb_t = torch.from_numpy(rgb.copy()).to(self.device)
+        depth_t = torch.from_numpy(np.nan_to_num(np.asarray(depth, np.float32))).to(self.device)
+        mask = torch.from_numpy(observed).to(self.device) & (depth_t > 0)
+        self._detail._pull_reference_colours(references, torch.as_tensor(K, device=self.device), T_world_cam,
+                                             depth_t, mask, rgb_t)
+        return rgb_t.cpu().numpy()
+
+    def _reference_layer(self, references: list[Reference], previous: tuple[np.ndarray, np.ndarray] | None,
+                         K: np.ndarray, T_world_cam: np.ndarray, h: int, w: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """References (and the carried previous frame) drawn into the target: rgb, depth (m), valid."""
+        empty = (np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w), bool))
+        pts, cols = [], []
+        if self.ssm:
+            for ref in references:
+                depth = np.asarray(ref.depth, np.float32).reshape(-1)
+                pointmap = np.asarray(ref.pointmap, np.float32).reshape(-1, 3)
+                colours = np.asarray(ref.rgb, np.float32).reshape(-1, 3)
+                if pointmap.shape[0] != depth.shape[0] or colours.shape[0] != depth.shape[0]:
+                    raise InputError("references", f"keyframe {ref.keyframe_id}: rgb {np.shape(ref.rgb)}, depth "
+                                     f"{np.shape(ref.depth)} and pointmap {np.shape(ref.pointmap)} disagree")
+                keep = (depth > 0) & np.isfinite(pointmap).all(axis=1)
+                pts.append(pointmap[keep])
+                cols.append(colours[keep])
+        layer = reproject_points(np.concatenate(pts), np.concatenate(cols), K, T_world_cam, h, w) if pts else empty
+        if previous is not None and previous[0].shape[0]:
+            carried = reproject_points(previous[0], previous[1], K, T_world_cam, h, w)
+            take = carried[2] & ~layer[2]
+            layer = (np.where(take[..., None], carried[0], layer[0]), np.where(take, carried[1], layer[1]),
+                     layer[2] | take)
+        return layer
+
+    @staticmethod
+    def _carry(rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """World points (M, 3) float32 and colours (M, 3) of the ``mask`` pixels (depth along the optical axis)."""
+        v, u = np.nonzero(mask)
+        z = depth[v, u].astype(np.float64)
+        cam = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], 1)
+        world = cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
+        return world.astype(np.float32), rgb[v, u].astype(np.float32)
