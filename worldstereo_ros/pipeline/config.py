@@ -46,7 +46,9 @@ class PipelineConfig:
         free_space_tolerance: imagined points that a keyframe of their trajectory saw through by more than
             this fraction of their depth are not merged (module doc, stage 6); None keeps them all.
         max_imagined_distance_px: only imagined pixels within this distance (pixels) of an observed pixel of
-            their frame are reconstructed into the cache (module doc, stage 4); None keeps them all.
+            their frame are reconstructed into the cache (module doc, stage 4); None keeps them all. 10 px was
+            chosen on 7-Scenes frames 0-199 and 300-599 (``benchmarks/tune_defaults.py``: best mean F1@5cm of
+            10 / 20 / 40 px / every fill), not on the report frames 200-299.
         protect_observed: imagined points are not merged into voxels that hold an observation (module doc,
             stage 6).
     """
@@ -71,7 +73,7 @@ class PipelineConfig:
     reconstruct_stride: int = 1
     edge_threshold: float = 0.08
     free_space_tolerance: float | None = 0.02
-    max_imagined_distance_px: float | None = 20.0
+    max_imagined_distance_px: float | None = 10.0
     protect_observed: bool = True
 
     @classmethod
