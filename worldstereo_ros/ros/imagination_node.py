@@ -6,11 +6,7 @@ and initialises the pipeline. A request (``planned_path``, ``candidate_paths`` o
 turns each path's base poses into camera poses through the base -> camera extrinsic from TF, resamples
 them to ``frames_per_path`` views and runs the pipeline on a worker thread; views are published as they
 are generated, the cache after each request. Topics, QoS and parameters: README, "imagination_node".
-
-RGB-only cameras (``use_depth`` false): only ``image`` + ``camera_info`` are subscribed and paired; a snapshot
-gets its depth from the depth model at ``depth_model_path`` (loaded once, at the first snapshot, on the
-worker thread), scaled by ``camera_height_m`` or ``median_depth_m``, or kept relative: then the log says so
-once and /diagnostics says so on every message.
+RGB-only camera (``use_depth`` false): image + camera_info, depth from :mod:`~worldstereo_ros.ros.estimated_depth`.
 
 Threads: subscriptions and timers run in the executor; inference runs on one worker thread fed by a
 bounded request queue (``busy_policy`` queue | preempt), so camera callbacks never wait on it.
@@ -47,6 +43,7 @@ from worldstereo_ros.ros import parameters
 from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
 from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array, path_to_matrices
 from worldstereo_ros.ros.diagnostics import ProblemLog
+from worldstereo_ros.ros.estimated_depth import EstimatedDepth
 from worldstereo_ros.ros.frame_sync import RGB_STREAMS, STREAMS, FrameSynchronizer
 from worldstereo_ros.ros.imagination_messages import (
     imagine_feedback,
@@ -83,9 +80,7 @@ class ImaginationNode(Node):
         self.tf_out = TfBroadcaster(self)
         self.sync = FrameSynchronizer(int(self.p["sync_tolerance_s"] * 1e9),
                                       streams=STREAMS if self.p["use_depth"] else RGB_STREAMS)
-        self._depth_estimator = None  # RGB-only camera: loaded at the first snapshot (_estimate_depth)
-        self._depth_note = ""  # how the last snapshot's estimated depth was scaled, for /diagnostics
-        self._said_relative = False
+        self._depth = None if self.p["use_depth"] else EstimatedDepth(self.p, self.get_logger())
         self._pipeline = None
         self._backend = None  # one generator instance for the warm-up and every request (see _shared_backend)
         self._snapshot = None
@@ -104,11 +99,10 @@ class ImaginationNode(Node):
         image_type = CompressedImage if self.p["use_compressed"] else Image
         self.create_subscription(image_type, "image", lambda m: self._on_camera("image", m), qos_in,
                                  callback_group=sensors)
-        if self.p["use_depth"]:
-            self.create_subscription(Image, "depth", lambda m: self._on_camera("depth", m), qos_in,
-                                     callback_group=sensors)
-        self.create_subscription(CameraInfo, "camera_info", lambda m: self._on_camera("camera_info", m), qos_in,
-                                 callback_group=sensors)
+        for stream, kind in (("depth", Image), ("camera_info", CameraInfo)):
+            if stream in self.sync.streams:  # an RGB-only camera has no depth topic
+                self.create_subscription(kind, stream, lambda m, s=stream: self._on_camera(s, m), qos_in,
+                                         callback_group=sensors)
         self.create_subscription(Path, "planned_path", self._on_planned_path, 10, callback_group=requests)
         self.create_subscription(CandidatePaths, "candidate_paths", self._on_candidate_paths, 10,
                                  callback_group=requests)
@@ -133,10 +127,8 @@ class ImaginationNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker = threading.Thread(target=self._work, name="imagination_worker", daemon=True)
         self._worker.start()
-        depth = "depth topic" if self.p["use_depth"] else f"RGB-only, depth from {self.p['depth_model_path']}"
         self.get_logger().info(f"imagination_node ready: backend {self.p['backend']}, memory {self.p['memory']}, "
-                               f"fixed frame {self.p['fixed_frame']}, {self.p['frames_per_path']} views per path, "
-                               f"{depth}")
+                               f"fixed frame {self.p['fixed_frame']}, {self.p['frames_per_path']} views per path")
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, params):
@@ -231,9 +223,7 @@ class ImaginationNode(Node):
             raise RequestError("tf.camera", f"no camera pose for the snapshot: {err}") from None
         try:
             snapshot = snapshot_from_frame(frame, T_world_cam, self.p["use_compressed"], camera_frame,
-                                           estimate_depth=None if self.p["use_depth"] else self._estimate_depth)
-        except RequestError:
-            raise
+                                           estimate_depth=self._depth)
         except WorldStereoError as err:
             raise RequestError(f"snapshot.{getattr(err, 'field', 'input')}", f"snapshot rejected: {err}") from None
         pipeline = self._pipeline_for(snapshot)
@@ -244,29 +234,6 @@ class ImaginationNode(Node):
         self.tf_out.send_static([self.tf_out.make(self.p["fixed_frame"], self.p["snapshot_frame"], T_world_cam,
                                                   frame.image.header.stamp)])
         self.stats["snapshots"] += 1
-
-    def _estimate_depth(self, rgb: np.ndarray, K: np.ndarray):
-        """DepthEstimate of an RGB-only camera's image ((H, W, 3) float32 in [0, 1], K (3, 3)): metres when
-        ``camera_height_m`` or ``median_depth_m`` gives the scale, else relative (median 1)."""
-        if self._depth_estimator is None:
-            # lazy: transformers and the model load only for an RGB-only camera, once
-            from worldstereo_ros.generation.diffusion.depth import DepthEstimator
-
-            try:
-                self._depth_estimator = DepthEstimator(self.p["depth_model_path"], self.p["device"])
-            except Exception as err:  # BackendError, or transformers' OSError/ValueError for a folder it cannot read
-                raise RequestError("depth_model.load", f"depth_model_path {self.p['depth_model_path']!r}: "
-                                                       f"{type(err).__name__}: {err}") from None
-            self.get_logger().info(f"depth model loaded from {self.p['depth_model_path']}")
-        # 0 means unused (a ROS double parameter cannot be null)
-        est = self._depth_estimator.estimate(rgb, K, self.p["camera_height_m"] or None,
-                                             self.p["median_depth_m"] or None)
-        self._depth_note = est.note
-        if not est.is_metric and not self._said_relative:
-            self._said_relative = True
-            self.get_logger().warning("RGB-only camera without scale: estimated depth is relative (median 1), so the "
-                                   "cache, views and paths are not in metres; set camera_height_m or median_depth_m")
-        return est
 
     def _pipeline_for(self, snapshot: Snapshot) -> ImaginationPipeline:
         p = self.p
@@ -455,13 +422,8 @@ class ImaginationNode(Node):
         values["queued_requests"] = str(len(self._requests))
         values["cache_points"] = str(len(self._pipeline.cache) if self._pipeline is not None else 0)
         values["tf"] = "tf2_ros" if self.tf.uses_tf2_ros else "builtin TransformTree"
-        if self.p["use_depth"]:
-            values["depth"] = "measured (depth topic)"
-        else:
-            values["depth"] = f"estimated by {self.p['depth_model_path']}: " + (
-                self._depth_note or "no snapshot yet")
-        if self._snapshot is not None:
-            values["depth_is_metric"] = str(self._snapshot.depth_is_metric)
+        values["depth"] = self._depth.status() if self._depth else "measured (depth topic)"
+        values["depth_is_metric"] = str(self._snapshot.depth_is_metric) if self._snapshot else "no snapshot yet"
         self.pub_diag.publish(self.problems.diagnostic_array(self.get_clock().now().to_msg(),
                                                              f"{self.get_name()}: imagination",
                                                              self.get_fully_qualified_name(), values))
@@ -472,8 +434,8 @@ class ImaginationNode(Node):
             self._worker.join(timeout=5.0)
         if self._backend is not None:
             self._backend.close()  # frees a heavy backend's device memory
-        if self._depth_estimator is not None:
-            self._depth_estimator.close()
+        if self._depth is not None:
+            self._depth.close()
         if self._action is not None:
             self._action.destroy()
         return super().destroy_node()
