@@ -104,15 +104,15 @@ def test_feedback_and_result():
 
 def test_snapshot_of_an_rgb_only_frame_takes_the_estimated_depth():
     from dataclasses import replace
-
-    from worldstereo_ros.generation.diffusion.depth import apply_scale
+    from types import SimpleNamespace
 
     seen = []
 
     def estimate(rgb, K_in):
         seen.append((rgb.dtype, rgb.shape, float(rgb.max()), K_in.copy()))
         ramp = np.linspace(1.0, 2.0, 8, dtype=np.float32)[None].repeat(6, 0)  # relative depth, as a model gives
-        return apply_scale(ramp, False, None, None, None)
+        # a DepthEstimate's fields (the depth module imports transformers: seconds this test need not spend)
+        return SimpleNamespace(depth=ramp, is_metric=False, note="relative depth")
 
     frame = replace(_frame(), depth=None)
     snap = snapshot_from_frame(frame, np.eye(4), False, "cam", estimate_depth=estimate)
