@@ -43,3 +43,27 @@ def test_bad_stream_and_tolerance():
         FrameSynchronizer(-1)
     with pytest.raises(ValueError, match="stream"):
         FrameSynchronizer(0).add("lidar", 0, None)
+
+
+def test_rgb_only_pairs_image_and_camera_info_without_depth():
+    from worldstereo_ros.ros.frame_sync import RGB_STREAMS
+
+    sync = FrameSynchronizer(tolerance_ns=5 * MS, streams=RGB_STREAMS)
+    assert sync.pending_streams() == ["image", "camera_info"]
+    assert sync.add("image", 100 * MS, "i100") is None
+    frame = sync.add("camera_info", 103 * MS, "c103")
+    assert (frame.stamp_ns, frame.image, frame.depth, frame.camera_info) == (100 * MS, "i100", None, "c103")
+    # out of tolerance: no new pair; the older one stays the latest
+    sync.add("image", 200 * MS, "i200")
+    assert sync.add("camera_info", 210 * MS, "c210") is None
+    assert sync.latest().image == "i100"
+    sync.add("camera_info", 199 * MS, "c199")
+    assert (sync.latest().image, sync.latest().camera_info) == ("i200", "c199")
+    # a depth stream does not exist for an RGB-only camera
+    with pytest.raises(ValueError, match="depth"):
+        sync.add("depth", 200 * MS, "d")
+
+
+def test_only_the_two_known_stream_sets_are_accepted():
+    with pytest.raises(ValueError, match="streams"):
+        FrameSynchronizer(tolerance_ns=0, streams=("image",))

@@ -100,3 +100,27 @@ def test_feedback_and_result():
             result.elapsed_s) == (True, "ok", ["a", "b"], 50, 1234, 2.5)
     empty = imagine_result({})
     assert (empty.success, empty.message, list(empty.path_ids), empty.views_published) == (False, "", [], 0)
+
+
+def test_snapshot_of_an_rgb_only_frame_takes_the_estimated_depth():
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    seen = []
+
+    def estimate(rgb, K_in):
+        seen.append((rgb.dtype, rgb.shape, float(rgb.max()), K_in.copy()))
+        ramp = np.linspace(1.0, 2.0, 8, dtype=np.float32)[None].repeat(6, 0)  # relative depth, as a model gives
+        # a DepthEstimate's fields (the depth module imports transformers: seconds this test need not spend)
+        return SimpleNamespace(depth=ramp, is_metric=False, note="relative depth")
+
+    frame = replace(_frame(), depth=None)
+    snap = snapshot_from_frame(frame, np.eye(4), False, "cam", estimate_depth=estimate)
+    assert seen[0][:3] == (np.float32, (6, 8, 3), pytest.approx(200 / 255)) and np.allclose(seen[0][3], K)
+    assert not snap.depth_is_metric and np.allclose(snap.depth[0], np.linspace(1.0, 2.0, 8))
+    with pytest.raises(InputError, match="depth: an RGB-only frame"):
+        snapshot_from_frame(frame, np.eye(4), False, "cam")
+    # the camera_info check still comes first
+    bad = replace(_frame(info_size=(10, 6)), depth=None)
+    with pytest.raises(InputError, match="camera_info: size 10x6"):
+        snapshot_from_frame(bad, np.eye(4), False, "cam", estimate_depth=estimate)

@@ -34,3 +34,18 @@ def test_markdown_table_lists_every_parameter():
     table = parameters.markdown_table()
     for spec in parameters.IMAGINATION_NODE_PARAMS:
         assert f"`{spec.name}`" in table
+
+
+def test_rgb_only_camera_needs_a_depth_model_folder(tmp_path):
+    values = parameters.defaults()
+    parameters.check_startup(values)  # the defaults: measured depth, no model needed
+    values["use_depth"] = False
+    with pytest.raises(ConfigError, match="depth_model_path: required when use_depth is false"):
+        parameters.check_startup(values)
+    values["depth_model_path"] = str(tmp_path)
+    with pytest.raises(ConfigError, match="depth_model_path: no config.json"):
+        parameters.check_startup(values)
+    (tmp_path / "config.json").write_text("{}")
+    parameters.check_startup(values)
+    with pytest.raises(ConfigError, match="camera_height_m: must be >= 0"):
+        parameters.validate({"camera_height_m": -1.0})

@@ -1,13 +1,15 @@
 """Messages in and out of the imagination node, built without rclpy (unit-tested on their own).
 
-In: a synced (image, depth, camera_info) triple becomes a validated :class:`~worldstereo_ros.snapshot.Snapshot`.
+In: a synced (image, depth, camera_info) triple becomes a validated :class:`~worldstereo_ros.snapshot.Snapshot`;
+an RGB-only pair (image, camera_info) gets its depth from a depth estimator.
 Out: each imagined frame becomes a ``worldstereo_ros/ImaginedView``; pipeline progress and request outcomes
 become the ``imagine`` action's feedback and result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -29,29 +31,46 @@ from worldstereo_ros.ros.conversions.transforms import matrix_to_pose
 from worldstereo_ros.ros.frame_sync import SyncedFrame
 from worldstereo_ros.snapshot import Snapshot
 
+if TYPE_CHECKING:  # the estimator module imports transformers: only a node without depth loads it
+    from worldstereo_ros.generation.diffusion.depth import DepthEstimate
 
-def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed: bool, frame_id: str) -> Snapshot:
-    """A validated Snapshot from one synced (image, depth, camera_info) triple.
+#: ``(rgb (H, W, 3) float32 [0, 1], K (3, 3)) -> DepthEstimate``: depth of an RGB-only camera's image.
+EstimateDepth = Callable[[np.ndarray, np.ndarray], "DepthEstimate"]
+
+
+def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed: bool, frame_id: str,
+                        estimate_depth: EstimateDepth | None = None) -> Snapshot:
+    """A validated Snapshot from one synced (image, depth, camera_info) triple, or an RGB-only pair.
 
     Args:
-        frame: the triple; ``image`` is a sensor_msgs/Image, or a CompressedImage when ``compressed``.
+        frame: the triple; ``image`` is a sensor_msgs/Image, or a CompressedImage when ``compressed``;
+            ``depth`` is None for an RGB-only camera.
         T_world_cam: (4, 4) float64 pose of the image's optical frame in the fixed frame.
         frame_id: the camera's optical frame name, kept in the snapshot.
+        estimate_depth: gives an RGB-only frame its depth (metres, or relative: then the snapshot's
+            ``depth_is_metric`` is False); required when ``frame.depth`` is None.
     Raises:
         WorldStereoError (InputError / ConversionError) naming the field and the problem.
     """
     rgb = compressed_to_numpy(frame.image) if compressed else rgb_from_image(frame.image)
-    depth = depth_from_image(frame.depth)
     info = camera_info_to_intrinsics(frame.camera_info)
     if info.is_distorted:
         raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
                                           "(image_rect) and its camera_info")
-    if depth.shape != rgb.shape[:2]:
-        raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
-                                  f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
     if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
         raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
                                         f"{rgb.shape[1]}x{rgb.shape[0]}")
+    if frame.depth is None:
+        if estimate_depth is None:
+            raise InputError("depth", "an RGB-only frame (no depth image) needs a depth estimator")
+        rgb01 = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb
+        est = estimate_depth(rgb01, info.K)
+        return Snapshot.create(rgb, est.depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id,
+                               depth_is_metric=est.is_metric)
+    depth = depth_from_image(frame.depth)
+    if depth.shape != rgb.shape[:2]:
+        raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
+                                  f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
     return Snapshot.create(rgb, depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
 
 

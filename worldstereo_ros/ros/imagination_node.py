@@ -6,6 +6,7 @@ and initialises the pipeline. A request (``planned_path``, ``candidate_paths`` o
 turns each path's base poses into camera poses through the base -> camera extrinsic from TF, resamples
 them to ``frames_per_path`` views and runs the pipeline on a worker thread; views are published as they
 are generated, the cache after each request. Topics, QoS and parameters: README, "imagination_node".
+RGB-only camera (``use_depth`` false): image + camera_info, depth from :mod:`~worldstereo_ros.ros.estimated_depth`.
 
 Threads: subscriptions and timers run in the executor; inference runs on one worker thread fed by a
 bounded request queue (``busy_policy`` queue | preempt), so camera callbacks never wait on it.
@@ -42,7 +43,8 @@ from worldstereo_ros.ros import parameters
 from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
 from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array, path_to_matrices
 from worldstereo_ros.ros.diagnostics import ProblemLog
-from worldstereo_ros.ros.frame_sync import FrameSynchronizer
+from worldstereo_ros.ros.estimated_depth import EstimatedDepth
+from worldstereo_ros.ros.frame_sync import RGB_STREAMS, STREAMS, FrameSynchronizer
 from worldstereo_ros.ros.imagination_messages import (
     imagine_feedback,
     imagine_result,
@@ -76,7 +78,9 @@ class ImaginationNode(Node):
         self.problems = ProblemLog(self.get_logger())
         self.tf = TfLookup(self)
         self.tf_out = TfBroadcaster(self)
-        self.sync = FrameSynchronizer(int(self.p["sync_tolerance_s"] * 1e9))
+        self.sync = FrameSynchronizer(int(self.p["sync_tolerance_s"] * 1e9),
+                                      streams=STREAMS if self.p["use_depth"] else RGB_STREAMS)
+        self._depth = None if self.p["use_depth"] else EstimatedDepth(self.p, self.get_logger())
         self._pipeline = None
         self._backend = None  # one generator instance for the warm-up and every request (see _shared_backend)
         self._snapshot = None
@@ -95,9 +99,10 @@ class ImaginationNode(Node):
         image_type = CompressedImage if self.p["use_compressed"] else Image
         self.create_subscription(image_type, "image", lambda m: self._on_camera("image", m), qos_in,
                                  callback_group=sensors)
-        self.create_subscription(Image, "depth", lambda m: self._on_camera("depth", m), qos_in, callback_group=sensors)
-        self.create_subscription(CameraInfo, "camera_info", lambda m: self._on_camera("camera_info", m), qos_in,
-                                 callback_group=sensors)
+        for stream, kind in (("depth", Image), ("camera_info", CameraInfo)):
+            if stream in self.sync.streams:  # an RGB-only camera has no depth topic
+                self.create_subscription(kind, stream, lambda m, s=stream: self._on_camera(s, m), qos_in,
+                                         callback_group=sensors)
         self.create_subscription(Path, "planned_path", self._on_planned_path, 10, callback_group=requests)
         self.create_subscription(CandidatePaths, "candidate_paths", self._on_candidate_paths, 10,
                                  callback_group=requests)
@@ -207,7 +212,7 @@ class ImaginationNode(Node):
             waiting = self.sync.pending_streams()
             raise RequestError("snapshot.no_frame", "no snapshot yet: " + (
                 f"nothing received on {', '.join(waiting)}" if waiting else
-                f"image, depth and camera_info never arrived within sync_tolerance_s={self.p['sync_tolerance_s']}"))
+                f"{', '.join(self.sync.streams)} never arrived within sync_tolerance_s={self.p['sync_tolerance_s']}"))
         camera_frame = self.p["camera_frame"] or frame.image.header.frame_id
         if not camera_frame:
             raise RequestError("snapshot.frame_id", "the image has an empty header.frame_id and camera_frame is "
@@ -217,7 +222,8 @@ class ImaginationNode(Node):
         except TransformLookupError as err:
             raise RequestError("tf.camera", f"no camera pose for the snapshot: {err}") from None
         try:
-            snapshot = snapshot_from_frame(frame, T_world_cam, self.p["use_compressed"], camera_frame)
+            snapshot = snapshot_from_frame(frame, T_world_cam, self.p["use_compressed"], camera_frame,
+                                           estimate_depth=self._depth)
         except WorldStereoError as err:
             raise RequestError(f"snapshot.{getattr(err, 'field', 'input')}", f"snapshot rejected: {err}") from None
         pipeline = self._pipeline_for(snapshot)
@@ -416,6 +422,8 @@ class ImaginationNode(Node):
         values["queued_requests"] = str(len(self._requests))
         values["cache_points"] = str(len(self._pipeline.cache) if self._pipeline is not None else 0)
         values["tf"] = "tf2_ros" if self.tf.uses_tf2_ros else "builtin TransformTree"
+        values["depth"] = self._depth.status() if self._depth else "measured (depth topic)"
+        values["depth_is_metric"] = str(self._snapshot.depth_is_metric) if self._snapshot else "no snapshot yet"
         self.pub_diag.publish(self.problems.diagnostic_array(self.get_clock().now().to_msg(),
                                                              f"{self.get_name()}: imagination",
                                                              self.get_fully_qualified_name(), values))
@@ -426,6 +434,8 @@ class ImaginationNode(Node):
             self._worker.join(timeout=5.0)
         if self._backend is not None:
             self._backend.close()  # frees a heavy backend's device memory
+        if self._depth is not None:
+            self._depth.close()
         if self._action is not None:
             self._action.destroy()
         return super().destroy_node()

@@ -8,6 +8,7 @@ parameters with descriptors, and ``python -m worldstereo_ros.ros.parameters`` pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from worldstereo_ros.errors import ConfigError
@@ -87,6 +88,15 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("snapshot_period_s", 0.0, "Take a snapshot every this many seconds; 0 = only on request.",
               "s", 0.0, 3600.0),
     ParamSpec("use_compressed", False, "Subscribe to image as sensor_msgs/CompressedImage.", read_only=True),
+    ParamSpec("use_depth", True, "Subscribe to depth; false = an RGB-only camera (image + camera_info), whose "
+              "snapshot depth comes from the depth model depth_model_path.", read_only=True),
+    ParamSpec("depth_model_path", "", "Local folder of a transformers depth-estimation model (e.g. Depth Anything "
+              "V2); required when use_depth is false, loaded at the first snapshot.", read_only=True),
+    ParamSpec("camera_height_m", 0.0, "RGB-only camera: its height above the floor, giving estimated depth its "
+              "metric scale (a plane fitted to the image's lower third); 0 = unused.", "m", 0.0, 100.0),
+    ParamSpec("median_depth_m", 0.0, "RGB-only camera: typical scene distance giving estimated depth its scale "
+              "when camera_height_m is 0; both 0 = depth stays relative (said in the log and /diagnostics).",
+              "m", 0.0, 1000.0),
     ParamSpec("busy_policy", "queue", "A request arriving while busy: queue (bounded) or preempt the "
               "running one.", choices=("queue", "preempt")),
     ParamSpec("queue_size", 2, "Requests waiting behind the running one (queue policy; the oldest is "
@@ -149,6 +159,23 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_startup(values: dict[str, Any]) -> None:
+    """Check the combinations of start-up parameters in a full, validated parameter dict.
+
+    Raises:
+        ConfigError: naming the parameter, e.g. ``depth_model_path`` missing or not a model folder while
+            ``use_depth`` is false.
+    """
+    if not values["use_depth"]:
+        folder = values["depth_model_path"]
+        if not folder:
+            raise ConfigError("depth_model_path", "required when use_depth is false (an RGB-only camera needs a "
+                                                  "local transformers depth-estimation model folder)")
+        if not (Path(folder) / "config.json").is_file():
+            raise ConfigError("depth_model_path", f"no config.json in {folder!r} (expected a local transformers "
+                                                  "depth-estimation model folder)")
+
+
 def declare(node) -> dict[str, Any]:
     """Declare every parameter on ``node`` with a typed descriptor; return the current values."""
     # here, not at the top: validate() and the specs serve rclpy-free callers (tests, docs) too
@@ -164,8 +191,9 @@ def declare(node) -> dict[str, Any]:
         elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.min is not None:
             desc.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
         node.declare_parameter(spec.name, spec.default, desc)
-    values = {p.name: node.get_parameter(p.name).value for p in IMAGINATION_NODE_PARAMS}
-    return validate(values)
+    values = validate({p.name: node.get_parameter(p.name).value for p in IMAGINATION_NODE_PARAMS})
+    check_startup(values)
+    return values
 
 
 def markdown_table() -> str:
