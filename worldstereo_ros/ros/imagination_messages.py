@@ -19,13 +19,11 @@ from worldstereo_ros.action import Imagine
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.msg import ImaginedView
 from worldstereo_ros.pipeline import Progress
-from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
+from worldstereo_ros.ros.camera_frame import decode_frame
+from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import (
-    compressed_to_numpy,
-    depth_from_image,
     depth_to_image,
     numpy_to_image,
-    rgb_from_image,
 )
 from worldstereo_ros.ros.conversions.transforms import matrix_to_pose
 from worldstereo_ros.ros.frame_sync import SyncedFrame
@@ -52,26 +50,16 @@ def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed:
     Raises:
         WorldStereoError (InputError / ConversionError) naming the field and the problem.
     """
-    rgb = compressed_to_numpy(frame.image) if compressed else rgb_from_image(frame.image)
-    info = camera_info_to_intrinsics(frame.camera_info)
-    if info.is_distorted:
-        raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
-                                          "(image_rect) and its camera_info")
-    if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
-        raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
-                                        f"{rgb.shape[1]}x{rgb.shape[0]}")
-    if frame.depth is None:
+    decoded = decode_frame(frame, compressed)
+    rgb, info = decoded.rgb, decoded.info
+    if decoded.depth is None:
         if estimate_depth is None:
             raise InputError("depth", "an RGB-only frame (no depth image) needs a depth estimator")
         rgb01 = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb
         est = estimate_depth(rgb01, info.K)
         return Snapshot.create(rgb, est.depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id,
                                depth_is_metric=est.is_metric)
-    depth = depth_from_image(frame.depth)
-    if depth.shape != rgb.shape[:2]:
-        raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
-                                  f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
-    return Snapshot.create(rgb, depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
+    return Snapshot.create(rgb, decoded.depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
 
 
 def imagined_view(path_id: str, index: int, count: int, rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,

@@ -149,14 +149,20 @@ def defaults() -> dict[str, Any]:
     return {p.name: p.default for p in IMAGINATION_NODE_PARAMS}
 
 
-def validate(values: dict[str, Any]) -> dict[str, Any]:
-    """Check a full or partial parameter dict; unknown names and bad values raise ConfigError."""
+def validate_params(specs: tuple[ParamSpec, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """Check a full or partial parameter dict against ``specs``; unknown names and bad values raise ConfigError."""
+    by_name = {spec.name: spec for spec in specs}
     out = {}
     for name, value in values.items():
-        if name not in PARAMS_BY_NAME:
-            raise ConfigError(name, f"unknown parameter; valid: {', '.join(sorted(PARAMS_BY_NAME))}")
-        out[name] = PARAMS_BY_NAME[name].check(value)
+        if name not in by_name:
+            raise ConfigError(name, f"unknown parameter; valid: {', '.join(sorted(by_name))}")
+        out[name] = by_name[name].check(value)
     return out
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """:func:`validate_params` for imagination_node."""
+    return validate_params(IMAGINATION_NODE_PARAMS, values)
 
 
 def check_startup(values: dict[str, Any]) -> None:
@@ -176,12 +182,14 @@ def check_startup(values: dict[str, Any]) -> None:
                                                   "depth-estimation model folder)")
 
 
-def declare(node) -> dict[str, Any]:
-    """Declare every parameter on ``node`` with a typed descriptor; return the current values."""
+def declare_params(node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
+    """Declare ``specs`` on ``node`` with typed descriptors (ranges, read-only, choices in the text); return the
+    validated values. An override outside a range raises ConfigError (the node exits 2 with one line)."""
     # here, not at the top: validate() and the specs serve rclpy-free callers (tests, docs) too
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import InvalidParameterValueException
 
-    for spec in IMAGINATION_NODE_PARAMS:
+    for spec in specs:
         text = spec.description + (f" [{spec.unit}]" if spec.unit else "")
         if spec.choices:
             text += f" One of: {', '.join(spec.choices)}."
@@ -190,16 +198,24 @@ def declare(node) -> dict[str, Any]:
             desc.floating_point_range = [FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max))]
         elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.min is not None:
             desc.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
-        node.declare_parameter(spec.name, spec.default, desc)
-    values = validate({p.name: node.get_parameter(p.name).value for p in IMAGINATION_NODE_PARAMS})
+        try:
+            node.declare_parameter(spec.name, spec.default, desc)
+        except InvalidParameterValueException as err:
+            raise ConfigError(spec.name, str(err)) from None
+    return validate_params(specs, {spec.name: node.get_parameter(spec.name).value for spec in specs})
+
+
+def declare(node) -> dict[str, Any]:
+    """Declare every imagination_node parameter on ``node``; return the current values after the start-up checks."""
+    values = declare_params(node, IMAGINATION_NODE_PARAMS)
     check_startup(values)
     return values
 
 
-def markdown_table() -> str:
-    """The README's parameter table."""
+def markdown_table(specs: tuple[ParamSpec, ...] | None = None) -> str:
+    """The README's parameter table of ``specs`` (default: imagination_node's)."""
     rows = ["| parameter | type | default | unit | description |", "|---|---|---|---|---|"]
-    for p in IMAGINATION_NODE_PARAMS:
+    for p in IMAGINATION_NODE_PARAMS if specs is None else specs:
         extra = f" One of: {', '.join(f'`{c}`' for c in p.choices)}." if p.choices else ""
         extra += " Start-up only." if p.read_only else ""
         rows.append(f"| `{p.name}` | {p.type_name} | `{p.default!r}` | {p.unit} | {p.description}{extra} |")

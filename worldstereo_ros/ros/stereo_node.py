@@ -23,21 +23,21 @@ import threading
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import InvalidParameterValueException
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
-from worldstereo_ros.errors import ConfigError, InputError, WorldStereoError
-from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics
-from worldstereo_ros.ros.conversions.image import depth_from_image, numpy_to_image, rgb_from_image
+from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.ros.camera_frame import decode_frame
+from worldstereo_ros.ros.conversions.image import numpy_to_image
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.frame_sync import FrameSynchronizer, SyncedFrame
 from worldstereo_ros.ros.node_main import run_node
-from worldstereo_ros.ros.parameters import ParamSpec
+from worldstereo_ros.ros.parameters import ParamSpec, declare_params, validate_params
+from worldstereo_ros.ros.parameters import markdown_table as parameters_table
 from worldstereo_ros.ros.tf import TfBroadcaster, stamp_to_ns
 from worldstereo_ros.stereo.processor import StereoProcessor, StereoSettings
 
@@ -62,29 +62,18 @@ STEREO_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "drops the oldest frames).", "messages", 1, 100, read_only=True),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics.", "s", 0.1, 60.0),
 )
-_SPECS = {p.name: p for p in STEREO_NODE_PARAMS}
 #: Outputs: reliable, a short history; consumers that fall behind lose the oldest frames.
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 def validate(values: dict) -> dict:
-    """Check a full or partial parameter dict; unknown names and bad values raise ConfigError."""
-    out = {}
-    for name, value in values.items():
-        if name not in _SPECS:
-            raise ConfigError(name, f"unknown parameter; valid: {', '.join(sorted(_SPECS))}")
-        out[name] = _SPECS[name].check(value)
-    return out
+    """Check a full or partial stereo_node parameter dict; unknown names and bad values raise ConfigError."""
+    return validate_params(STEREO_NODE_PARAMS, values)
 
 
 def markdown_table() -> str:
     """The README's parameter table of stereo_node (``python -m worldstereo_ros.ros.stereo_node --params``)."""
-    rows = ["| parameter | type | default | unit | description |", "|---|---|---|---|---|"]
-    for p in STEREO_NODE_PARAMS:
-        extra = f" One of: {', '.join(f'`{c}`' for c in p.choices)}." if p.choices else ""
-        extra += " Start-up only." if p.read_only else ""
-        rows.append(f"| `{p.name}` | {p.type_name} | `{p.default!r}` | {p.unit} | {p.description}{extra} |")
-    return "\n".join(rows)
+    return parameters_table(STEREO_NODE_PARAMS)
 
 
 def settings_from(p: dict) -> StereoSettings:
@@ -149,21 +138,7 @@ class StereoNode(Node):
 
     # ------------------------------------------------------------------ parameters
     def _declare(self) -> dict:
-
-        for spec in STEREO_NODE_PARAMS:
-            text = spec.description + (f" [{spec.unit}]" if spec.unit else "")
-            if spec.choices:
-                text += f" One of: {', '.join(spec.choices)}."
-            desc = ParameterDescriptor(name=spec.name, description=text, read_only=spec.read_only)
-            if isinstance(spec.default, float) and spec.min is not None:
-                desc.floating_point_range = [FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max))]
-            elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.min is not None:
-                desc.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)]
-            try:
-                self.declare_parameter(spec.name, spec.default, desc)
-            except InvalidParameterValueException as err:  # an out-of-range override: exit code 2, not a trace
-                raise ConfigError(spec.name, str(err)) from None
-        values = validate({s.name: self.get_parameter(s.name).value for s in STEREO_NODE_PARAMS})
+        values = declare_params(self, STEREO_NODE_PARAMS)
         settings_from(values)  # an impossible combination stops the start with a ConfigError (exit code 2)
         return values
 
@@ -199,18 +174,8 @@ class StereoNode(Node):
             self.problems.report("frame.failed", f"frame dropped: {type(err).__name__}: {err}", "error")
 
     def _process(self, frame: SyncedFrame) -> None:
-        rgb = rgb_from_image(frame.image)
-        depth = depth_from_image(frame.depth)
-        info = camera_info_to_intrinsics(frame.camera_info)
-        if info.is_distorted:
-            raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
-                                              "(image_rect) and its camera_info")
-        if depth.shape != rgb.shape[:2]:
-            raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
-                                      f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
-        if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
-            raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
-                                            f"{rgb.shape[1]}x{rgb.shape[0]}")
+        decoded = decode_frame(frame)
+        rgb, depth, info = decoded.rgb, decoded.depth, decoded.info
         with self._lock:
             result = self.processor.process(rgb, depth, info.K)
             right_frame = self.p["right_frame"] or f"{frame.image.header.frame_id}_right"
