@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def test_cli_launch_starts_the_node_on_the_ros_graph():
     rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
     proc = subprocess.Popen([sys.executable, "-m", "worldstereo_ros.cli", "launch", "imagination.launch.py",
                              "image:=/test_cam/image"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     rclpy.init()
     node = rclpy.create_node("launch_test_probe")
     try:
@@ -70,10 +74,16 @@ def test_cli_launch_starts_the_node_on_the_ros_graph():
         assert found_node, "imagination_node not on the graph"
         assert found_topics, f"topics: {sorted(dict(node.get_topic_names_and_types()))}"
         assert topics["/global_cache"] == ["sensor_msgs/msg/PointCloud2"]
+        # On the graph is not yet logging: under load the node's first log line comes after its topics, and a
+        # SIGINT before it would leave nothing to relay (wait on the output, not on a fixed sleep).
+        while time.monotonic() < deadline and not any("[imagination_node]" in line for line in list(lines)):
+            time.sleep(0.05)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    out = "".join(lines)
     assert proc.returncode == 0, out[-3000:]
     assert "[imagination_node]" in out and "Traceback" not in out, out[-3000:]
