@@ -63,6 +63,7 @@ from worldstereo_ros.generation.base import (
     Reference,
     register_backend,
 )
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.geometry.render import render_points
 
 _FAR = torch.iinfo(torch.int64).max // 4  # "no candidate" distance (stays positive after small sums)
@@ -420,16 +421,10 @@ class RenderFillGenerator(Generator):
         return zb, torch.where(has, dist, _FAR), fill, src
 
 
-def _inpaint(rgb: torch.Tensor, holes: torch.Tensor, radius_px: float = 3.0) -> None:
-    """Replace the colours of ``holes`` by OpenCV's Telea inpainting of the rest of ``rgb`` (in place)."""
-    if not bool(holes.any()):
-        return
-    image = (rgb.cpu().numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-    mask = holes.cpu().numpy()
-    filled = cv2.inpaint(image, mask.astype(np.uint8) * 255, radius_px, cv2.INPAINT_TELEA)
-    out = rgb.cpu().numpy()
-    out[mask] = filled[mask].astype(np.float32) / 255.0
-    rgb.copy_(torch.from_numpy(out).to(rgb.device))
+def _inpaint(rgb: torch.Tensor, holes: torch.Tensor) -> None:
+    """Replace the colours (H, W, 3) float32 of ``holes`` (H, W) bool by Telea inpainting (in place)."""
+    if bool(holes.any()):
+        rgb.copy_(torch.from_numpy(telea_inpaint(rgb.cpu().numpy(), holes.cpu().numpy())).to(rgb.device))
 
 
 def _back_project(rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, K: np.ndarray,
