@@ -14,17 +14,14 @@ from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
 from worldstereo_ros.action import Imagine
-from worldstereo_ros.errors import InputError
 from worldstereo_ros.msg import ImaginedView
 from worldstereo_ros.pipeline import Progress
-from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
+from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import (
-    compressed_to_numpy,
-    depth_from_image,
     depth_to_image,
     numpy_to_image,
-    rgb_from_image,
 )
+from worldstereo_ros.ros.conversions.rgbd import rgbd_from_messages
 from worldstereo_ros.ros.conversions.transforms import matrix_to_pose
 from worldstereo_ros.ros.frame_sync import SyncedFrame
 from worldstereo_ros.snapshot import Snapshot
@@ -40,19 +37,8 @@ def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed:
     Raises:
         WorldStereoError (InputError / ConversionError) naming the field and the problem.
     """
-    rgb = compressed_to_numpy(frame.image) if compressed else rgb_from_image(frame.image)
-    depth = depth_from_image(frame.depth)
-    info = camera_info_to_intrinsics(frame.camera_info)
-    if info.is_distorted:
-        raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
-                                          "(image_rect) and its camera_info")
-    if depth.shape != rgb.shape[:2]:
-        raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
-                                  f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
-    if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
-        raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
-                                        f"{rgb.shape[1]}x{rgb.shape[0]}")
-    return Snapshot.create(rgb, depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
+    rgb, depth, K = rgbd_from_messages(frame.image, frame.depth, frame.camera_info, compressed)
+    return Snapshot.create(rgb, depth, K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
 
 
 def imagined_view(path_id: str, index: int, count: int, rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,

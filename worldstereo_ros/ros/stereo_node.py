@@ -31,9 +31,9 @@ from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
-from worldstereo_ros.errors import ConfigError, InputError, WorldStereoError
-from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics
-from worldstereo_ros.ros.conversions.image import depth_from_image, numpy_to_image, rgb_from_image
+from worldstereo_ros.errors import ConfigError, WorldStereoError
+from worldstereo_ros.ros.conversions.image import numpy_to_image
+from worldstereo_ros.ros.conversions.rgbd import rgbd_from_messages
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.frame_sync import FrameSynchronizer, SyncedFrame
 from worldstereo_ros.ros.node_main import run_node
@@ -199,20 +199,9 @@ class StereoNode(Node):
             self.problems.report("frame.failed", f"frame dropped: {type(err).__name__}: {err}", "error")
 
     def _process(self, frame: SyncedFrame) -> None:
-        rgb = rgb_from_image(frame.image)
-        depth = depth_from_image(frame.depth)
-        info = camera_info_to_intrinsics(frame.camera_info)
-        if info.is_distorted:
-            raise InputError("camera_info.d", "distortion coefficients are not zero: publish the rectified image "
-                                              "(image_rect) and its camera_info")
-        if depth.shape != rgb.shape[:2]:
-            raise InputError("depth", f"size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
-                                      f"{rgb.shape[1]}x{rgb.shape[0]} (register depth to colour first)")
-        if (info.width, info.height) != (rgb.shape[1], rgb.shape[0]):
-            raise InputError("camera_info", f"size {info.width}x{info.height} differs from the image's "
-                                            f"{rgb.shape[1]}x{rgb.shape[0]}")
+        rgb, depth, K = rgbd_from_messages(frame.image, frame.depth, frame.camera_info)
         with self._lock:
-            result = self.processor.process(rgb, depth, info.K)
+            result = self.processor.process(rgb, depth, K)
             right_frame = self.p["right_frame"] or f"{frame.image.header.frame_id}_right"
             publish_tf = self.p["publish_tf"]
         rig, view = result.rig, result.view
