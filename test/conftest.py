@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from worldstereo_ros.datasets.shared_data import shared_data_dir
+
+if TYPE_CHECKING:
+    import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +31,7 @@ def redkitchen_dir() -> Path:
     return path
 
 
-def _corner_room_points(spacing: float = 0.01) -> "torch.Tensor":  # noqa: F821
+def _corner_room_points(spacing: float = 0.01) -> torch.Tensor:
     """Three walls of a 1 m corner and a 0.3 m box on the floor (z up), world metres."""
     import torch  # here: every test session loads this conftest, most of them without needing torch
 
