@@ -8,7 +8,6 @@ plays the camera itself (a small procedural RGB-D frame) so it can send broken m
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 import numpy as np
@@ -18,11 +17,11 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/se
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from nav_msgs.msg import Path  # noqa: E402
-from node_processes import start_module, stop, wait_until  # noqa: E402
+from node_processes import start_module, stop  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from spun_node import SpunNode  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from worldstereo_ros.action import Imagine  # noqa: E402
@@ -45,12 +44,11 @@ def _node_args(frames: int, extra: list[str] = ()) -> list[str]:
             "-p", "sync_tolerance_s:=0.01", "-p", "tf_timeout_s:=0.5", "-p", "diagnostics_period_s:=0.2", *extra]
 
 
-class Peer:
+class Peer(SpunNode):
     """The test's own ROS node, spun on a background thread."""
 
     def __init__(self) -> None:
-        rclpy.init()
-        self.node = rclpy.create_node("imagination_test_peer")
+        super().__init__("imagination_test_peer")
         self.views: list[ImaginedView] = []
         self.clouds: list[PointCloud2] = []
         self.local: list[PointCloud2] = []
@@ -60,18 +58,7 @@ class Peer:
         self.node.create_subscription(PointCloud2, "local_cache", self.local.append, qos_profile_sensor_data)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.pub_path = self.node.create_publisher(Path, "planned_path", 10)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
-
-    def wait(self, done, timeout_s: float) -> bool:
-        return wait_until(done, timeout_s)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown()
+        self.start()
 
 
 @pytest.fixture()

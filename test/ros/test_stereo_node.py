@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -15,9 +14,9 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
 stereo_msgs = pytest.importorskip("stereo_msgs.msg", reason="stereo_msgs not generated (run scripts/setup.sh)")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from node_processes import stop, wait_until  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from node_processes import stop  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from spun_node import SpunNode  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
@@ -40,12 +39,11 @@ def _scene() -> tuple[np.ndarray, np.ndarray]:
     return rgb, depth
 
 
-class Consumer:
+class Consumer(SpunNode):
     """The test's own node: a camera publisher and a stereo consumer, spun on a background thread."""
 
     def __init__(self) -> None:
-        rclpy.init()
-        self.node = rclpy.create_node("stereo_test_consumer")
+        super().__init__("stereo_test_consumer")
         self.got: dict[str, list] = {k: [] for k in ("left", "right", "left_info", "right_info", "disparity",
                                                         "occlusion", "diag", "tf")}
         n = self.node
@@ -60,10 +58,7 @@ class Consumer:
         self.pub_image = n.create_publisher(Image, "image", 5)
         self.pub_depth = n.create_publisher(Image, "depth", 5)
         self.pub_info = n.create_publisher(CameraInfo, "camera_info", 5)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(n)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self.start()
 
     def publish(self, sec: int, rgb: np.ndarray, depth: np.ndarray, info_size=(W, H), depth_encoding="32FC1") -> Header:
         header = Header(frame_id="camera_optical")
@@ -79,14 +74,6 @@ class Consumer:
     def node_is_up(self) -> bool:
         """stereo_node subscribes to all three camera streams and these publishers have matched them."""
         return all(p.get_subscription_count() > 0 for p in (self.pub_image, self.pub_depth, self.pub_info))
-
-    def wait(self, done, timeout_s: float) -> bool:
-        return wait_until(done, timeout_s)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown()
 
 
 @pytest.fixture()
