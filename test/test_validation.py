@@ -10,7 +10,7 @@ import pytest
 
 from worldstereo_ros import validation
 from worldstereo_ros.errors import ConfigError, InputError
-from worldstereo_ros.validation import check_float, check_int, check_positive
+from worldstereo_ros.validation import check_bool, check_float, check_int, check_positive
 
 
 def test_doc_examples():
@@ -31,6 +31,9 @@ def test_values_come_back_converted():
     (lambda: check_float("x", 0.0, 0.0), r"x: expected a float in \(0.0"),
     (lambda: check_float("x", 11.0, 0.0, 10.0), r"x: expected a float in \(0.0, 10.0\]"),
     (lambda: check_positive("x", "1"), "x: expected a float"),
+    (lambda: check_float("x", 1.0, 0.0, 1.0, lo_open=False, hi_open=True),
+     r"x: expected a float in \[0.0, 1.0\), got 1.0"),
+    (lambda: check_bool("flag", 1), "flag: expected a bool, got 1"),
 ])
 def test_errors_name_the_field_and_the_range(call, match):
     with pytest.raises(InputError, match=match):
@@ -40,3 +43,9 @@ def test_errors_name_the_field_and_the_range(call, match):
 def test_the_error_class_is_the_callers():
     with pytest.raises(ConfigError):
         check_int("bank_capacity", 0, 1, error=ConfigError)
+
+
+def test_half_open_ranges_and_bools():
+    assert check_float("x", 0.0, 0.0, 1.0, lo_open=False, hi_open=True) == 0.0
+    assert check_float("x", 0.999, 0.0, 1.0, lo_open=False, hi_open=True) == 0.999
+    assert check_bool("flag", np.bool_(True)) is True and check_bool("flag", False) is False

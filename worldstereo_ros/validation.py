@@ -31,13 +31,23 @@ def check_int(field: str, value, lo: int, hi: int | None = None, error: type[Inp
 
 
 def check_float(field: str, value, lo: float, hi: float = math.inf, lo_open: bool = True,
-                error: type[InputError] = InputError) -> float:
-    """``value`` as a finite float in ``(lo, hi]`` (``[lo, hi]`` with ``lo_open=False``)."""
+                error: type[InputError] = InputError, hi_open: bool = False) -> float:
+    """``value`` as a finite float in ``(lo, hi]`` (``[lo, ...`` with ``lo_open=False``, ``..., hi)`` with
+    ``hi_open=True``)."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-    ok = ok and math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
+    ok = ok and math.isfinite(value) and (value > lo if lo_open else value >= lo) \
+        and (value < hi if hi_open else value <= hi)
     if not ok:
-        raise error(field, f"expected a float in {'(' if lo_open else '['}{lo}, {hi}], got {value!r}")
+        raise error(field, f"expected a float in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, "
+                           f"got {value!r}")
     return float(value)
+
+
+def check_bool(field: str, value, error: type[InputError] = InputError) -> bool:
+    """``value`` as a bool (Python's or numpy's; ints such as 0/1 are refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(field, f"expected a bool, got {value!r}")
+    return bool(value)
 
 
 def check_positive(field: str, value, error: type[InputError] = InputError) -> float:

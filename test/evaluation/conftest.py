@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from worldstereo_ros.datasets.procedural_scene import build_scene, default_camera
+from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.generation import base
 from worldstereo_ros.generation.base import GeneratedFrames, GenerationRequest, Generator
+from worldstereo_ros.geometry.trajectories import lateral
 
 
 class ShiftedNoiseBackend(Generator):
@@ -37,3 +40,20 @@ def wrong_backend():
     base.register_backend(ShiftedNoiseBackend)
     yield ShiftedNoiseBackend.name
     base._BACKENDS.pop(ShiftedNoiseBackend.name, None)
+
+
+def _write_room_folder(folder, width: int, height: int, frames: int, distance_m: float):
+    """``frames`` RGB-D frames (width x height) of procedural room 0 sliding ``distance_m`` to the left, written
+    into ``folder`` in the 7-Scenes layout; returns ``folder``."""
+    scene = build_scene(0, 0.02)
+    K, T0 = default_camera(width, height)
+    for i, T in enumerate(lateral(T0, frames, distance_m, "left")):
+        rgb, depth = scene.render(K, T, width, height)
+        write_rgbd_frame(folder, i, (rgb * 255 + 0.5).astype(np.uint8), depth, T, K)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def write_room_folder():
+    """The writer of a procedural-room sequence folder shared by the bench tests (see ``_write_room_folder``)."""
+    return _write_room_folder

@@ -11,24 +11,15 @@ import pytest
 import torch
 
 from worldstereo_ros.cli import main as cli_main
-from worldstereo_ros.datasets.procedural_scene import build_scene, default_camera
-from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.benchmark import BENCH_THREADS, BenchConfig, fixed_threads, parse_frames, resolve_starts
-from worldstereo_ros.geometry.trajectories import lateral
 
 W, H = 96, 72
 
 
 @pytest.fixture(scope="module")
-def room_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("room")
-    scene = build_scene(0, 0.02)
-    K, T0 = default_camera(W, H)
-    for i, T in enumerate(lateral(T0, 8, 0.3, "left")):
-        rgb, depth = scene.render(K, T, W, H)
-        write_rgbd_frame(folder, i, (rgb * 255 + 0.5).astype(np.uint8), depth, T, K)
-    return folder
+def room_folder(tmp_path_factory, write_room_folder):
+    return write_room_folder(tmp_path_factory.mktemp("room"), W, H, 8, 0.3)
 
 
 def test_parse_frames_and_starts(tmp_path):

@@ -12,26 +12,17 @@ import numpy as np
 import pytest
 
 from worldstereo_ros.cli import main as cli_main
-from worldstereo_ros.datasets.procedural_scene import build_scene, default_camera
-from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.bench_report import markdown, write_report
 from worldstereo_ros.evaluation.benchmark import BenchConfig, parse_frames, run_benchmark, without_timings
-from worldstereo_ros.geometry.trajectories import lateral
 
 W, H = 320, 240
 
 
 @pytest.fixture(scope="module")
-def room_folder(tmp_path_factory):
+def room_folder(tmp_path_factory, write_room_folder):
     """13 frames sliding 0.6 m to the left in the procedural room, 320 x 240."""
-    folder = tmp_path_factory.mktemp("room")
-    scene = build_scene(0, 0.02)
-    K, T0 = default_camera(W, H)
-    for i, T in enumerate(lateral(T0, 13, 0.6, "left")):
-        rgb, depth = scene.render(K, T, W, H)
-        write_rgbd_frame(folder, i, (rgb * 255 + 0.5).astype(np.uint8), depth, T, K)
-    return folder
+    return write_room_folder(tmp_path_factory.mktemp("room"), W, H, 13, 0.6)
 
 
 def _config(folder) -> BenchConfig:

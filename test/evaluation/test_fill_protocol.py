@@ -10,9 +10,9 @@ import torch
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.fill_protocol import BASELINE, fill_request, fill_rows, protocol_pairs, summarise
 from worldstereo_ros.evaluation.procedural_sequence import ProceduralSequence
-from worldstereo_ros.evaluation.telea import telea_fill
 from worldstereo_ros.generation.base import create_backend
 from worldstereo_ros.geometry.forward_backward import forward_backward_holes
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 
 torch.set_num_threads(1)
 
@@ -50,10 +50,10 @@ def test_telea_keeps_the_given_pixels():
     rgb = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
     holes = np.zeros((20, 30), bool)
     holes[5:9, 10:15] = True
-    out = telea_fill(rgb, holes)
+    out = telea_inpaint(rgb, holes, keep_known=False)
     np.testing.assert_allclose(out[~holes], rgb[~holes], atol=0.5 / 255 + 1e-6)
     with pytest.raises(InputError, match="holes"):
-        telea_fill(rgb, holes[:, :5])
+        telea_inpaint(rgb, holes[:, :5])
 
 
 def test_thirty_pairs_twice_give_identical_numbers(room):

@@ -12,23 +12,6 @@ from worldstereo_ros.io.cache_files import load_cache_npz, load_cache_ply, save_
 from worldstereo_ros.memory.global_cache import GlobalCache
 
 
-def scene_points(spacing: float = 0.01) -> torch.Tensor:
-    """Three walls of a 1 m corner and a 0.3 m box on the floor (z up), world metres."""
-    a = torch.arange(0.0, 1.0, spacing)
-    u, v = torch.meshgrid(a, a, indexing="ij")
-    u, v = u.reshape(-1), v.reshape(-1)
-    zero = torch.zeros_like(u)
-    parts = [torch.stack([u, v, zero], 1), torch.stack([u, zero, v], 1), torch.stack([zero, u, v], 1)]
-    b = torch.arange(0.0, 0.3, spacing)
-    bu, bv = torch.meshgrid(b, b, indexing="ij")
-    bu, bv = bu.reshape(-1), bv.reshape(-1)
-    for face in (torch.stack([bu + 0.5, bv + 0.5, torch.full_like(bu, 0.3)], 1),
-                 torch.stack([torch.full_like(bu, 0.5), bu + 0.5, bv], 1),
-                 torch.stack([bu + 0.5, torch.full_like(bu, 0.5), bv], 1)):
-        parts.append(face)
-    return torch.cat(parts) + 0.003  # off the voxel borders
-
-
 def test_npz_round_trip_is_exact(tmp_path):
     g = torch.Generator().manual_seed(2)
     cache = GlobalCache(voxel_size_m=0.03, max_points=100_000, bounds_min=[-1, -1, -1], bounds_max=[1, 1, 1],
@@ -51,11 +34,11 @@ def test_npz_round_trip_is_exact(tmp_path):
         load_cache_npz(tmp_path / "other.npz")
 
 
-def test_ply_round_trip_through_open3d(tmp_path):
+def test_ply_round_trip_through_open3d(tmp_path, corner_room_points):
     g = torch.Generator().manual_seed(3)
     cache = GlobalCache(voxel_size_m=0.05)
-    cache.merge(scene_points(0.02), torch.rand((scene_points(0.02).shape[0], 3), generator=g), view_id=3)
-    cache.merge(scene_points(0.02) + 0.01, view_id=5)
+    cache.merge(corner_room_points(0.02), torch.rand((corner_room_points(0.02).shape[0], 3), generator=g), view_id=3)
+    cache.merge(corner_room_points(0.02) + 0.01, view_id=5)
     save_cache_ply(cache, tmp_path / "cache.ply")
     back = load_cache_ply(tmp_path / "cache.ply", voxel_size_m=0.05)
     assert torch.equal(back.keys, cache.keys)

@@ -109,23 +109,6 @@ def test_budget_evicts_lowest_confidence_then_farthest():
     assert torch.allclose(cache.xyz[:, 0], torch.tensor([1.05, 2.05]))
 
 
-def scene_points(spacing: float = 0.01) -> torch.Tensor:
-    """Three walls of a 1 m corner and a 0.3 m box on the floor (z up), world metres."""
-    a = torch.arange(0.0, 1.0, spacing)
-    u, v = torch.meshgrid(a, a, indexing="ij")
-    u, v = u.reshape(-1), v.reshape(-1)
-    zero = torch.zeros_like(u)
-    parts = [torch.stack([u, v, zero], 1), torch.stack([u, zero, v], 1), torch.stack([zero, u, v], 1)]
-    b = torch.arange(0.0, 0.3, spacing)
-    bu, bv = torch.meshgrid(b, b, indexing="ij")
-    bu, bv = bu.reshape(-1), bv.reshape(-1)
-    for face in (torch.stack([bu + 0.5, bv + 0.5, torch.full_like(bu, 0.3)], 1),
-                 torch.stack([torch.full_like(bu, 0.5), bu + 0.5, bv], 1),
-                 torch.stack([bu + 0.5, torch.full_like(bu, 0.5), bv], 1)):
-        parts.append(face)
-    return torch.cat(parts) + 0.003  # off the voxel borders
-
-
 def test_crop_and_radius_query_match_brute_force():
     g = torch.Generator().manual_seed(1)
     cache = GlobalCache.from_points(torch.rand((20000, 3), generator=g) * 4.0 - 2.0, voxel_size_m=0.02)
@@ -173,9 +156,9 @@ def corner_camera() -> torch.Tensor:
     return T_world_cam
 
 
-def test_render_shows_the_cache():
+def test_render_shows_the_cache(corner_room_points):
     K = torch.tensor([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]])
-    cache = GlobalCache.from_points(scene_points(0.005), voxel_size_m=0.01)
+    cache = GlobalCache.from_points(corner_room_points(0.005), voxel_size_m=0.01)
     T_cam_world = torch.linalg.inv(corner_camera())
     out = cache.render(K, T_cam_world, 48, 64, splat_px="auto")
     assert out.mask.float().mean() > 0.5

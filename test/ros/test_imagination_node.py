@@ -8,9 +8,6 @@ plays the camera itself (a small procedural RGB-D frame) so it can send broken m
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import threading
 import time
 
 import numpy as np
@@ -20,10 +17,11 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/se
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from nav_msgs.msg import Path  # noqa: E402
+from node_processes import start_module, stop  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from spun_node import SpunNode  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from worldstereo_ros.action import Imagine  # noqa: E402
@@ -39,20 +37,6 @@ T_BASE_CAM = np.array([[0.0, 0.0, 1.0, 0.10], [-1.0, 0.0, 0.0, 0.02], [0.0, -1.0
 EXTRINSIC = "[0.10, 0.02, 0.45, -0.5, 0.5, -0.5, 0.5]"  # the same as T_BASE_CAM: REP 103 optical axes
 
 
-def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
-
-
 def _node_args(frames: int, extra: list[str] = ()) -> list[str]:
     return ["worldstereo_ros.ros.imagination_node", "--ros-args", "-p", "fixed_frame:=map",
             "-p", "base_frame:=base_link",
@@ -60,12 +44,11 @@ def _node_args(frames: int, extra: list[str] = ()) -> list[str]:
             "-p", "sync_tolerance_s:=0.01", "-p", "tf_timeout_s:=0.5", "-p", "diagnostics_period_s:=0.2", *extra]
 
 
-class Peer:
+class Peer(SpunNode):
     """The test's own ROS node, spun on a background thread."""
 
     def __init__(self) -> None:
-        rclpy.init()
-        self.node = rclpy.create_node("imagination_test_peer")
+        super().__init__("imagination_test_peer")
         self.views: list[ImaginedView] = []
         self.clouds: list[PointCloud2] = []
         self.local: list[PointCloud2] = []
@@ -75,23 +58,7 @@ class Peer:
         self.node.create_subscription(PointCloud2, "local_cache", self.local.append, qos_profile_sensor_data)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.pub_path = self.node.create_publisher(Path, "planned_path", 10)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
-
-    def wait(self, done, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if done():
-                return True
-            time.sleep(0.02)
-        return done()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown()
+        self.start()
 
 
 @pytest.fixture()
@@ -122,10 +89,10 @@ def _angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
 def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
     from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
-    replay = _start(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
+    replay = start_module(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
                      "-p", "rate_hz:=5.0", "-p", "max_frames:=5", "-p", "loop:=true", "-p", "base_frame:=base_link",
                      "-p", f"base_to_camera:={EXTRINSIC}"])
-    node = _start(_node_args(10))
+    node = start_module(_node_args(10))
     try:
         T_world_base0 = RgbdFolder(redkitchen_dir).read(0).T_world_cam @ np.linalg.inv(T_BASE_CAM)
         path, T_world_base = _straight_path(T_world_base0, 3.0, 10)
@@ -138,7 +105,7 @@ def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
             peer.pub_path.publish(path)
             peer.wait(lambda: bool(peer.views), 5.0)
         assert peer.wait(lambda: len(peer.views) >= 10, 60.0), (
-            f"received {len(peer.views)} views; node output:\n{_stop(node)[-3000:]}")
+            f"received {len(peer.views)} views; node output:\n{stop(node)[-3000:]}")
         assert peer.wait(lambda: len(peer.clouds) >= 1, 10.0), "no global_cache"
         elapsed = time.monotonic() - sent
         views = sorted(peer.views[:10], key=lambda v: v.index)
@@ -171,8 +138,8 @@ def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
         assert np.linalg.norm(local_xyz, axis=1).max() <= 4.0 + 1e-3
         print(f"path -> 10 views + cache ({xyz.shape[0]} points) in {elapsed:.1f} s")
     finally:
-        _stop(node)
-        _stop(replay)
+        stop(node)
+        stop(replay)
 
 
 class Camera:
@@ -217,7 +184,8 @@ def _diag_counts(peer: Peer) -> dict[str, int]:
 
 
 def test_bad_input_never_stops_the_node(peer):
-    node = _start(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "sync_tolerance_s:=0.001"]))
+    node = start_module(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0",
+                                       "-p", "sync_tolerance_s:=0.001"]))
     cam = Camera(peer)
     client = ActionClient(peer.node, Imagine, "imagine")
     try:
@@ -300,5 +268,5 @@ def test_bad_input_never_stops_the_node(peer):
         assert res.result().result.views_published < 400
         assert node.poll() is None, "imagination_node exited"
     finally:
-        out = _stop(node)
+        out = stop(node)
     assert "Traceback" not in out, out[-3000:]

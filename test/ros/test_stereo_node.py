@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -15,8 +14,9 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
 stereo_msgs = pytest.importorskip("stereo_msgs.msg", reason="stereo_msgs not generated (run scripts/setup.sh)")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from node_processes import stop  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from spun_node import SpunNode  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
@@ -39,12 +39,11 @@ def _scene() -> tuple[np.ndarray, np.ndarray]:
     return rgb, depth
 
 
-class Consumer:
+class Consumer(SpunNode):
     """The test's own node: a camera publisher and a stereo consumer, spun on a background thread."""
 
     def __init__(self) -> None:
-        rclpy.init()
-        self.node = rclpy.create_node("stereo_test_consumer")
+        super().__init__("stereo_test_consumer")
         self.got: dict[str, list] = {k: [] for k in ("left", "right", "left_info", "right_info", "disparity",
                                                         "occlusion", "diag", "tf")}
         n = self.node
@@ -59,10 +58,7 @@ class Consumer:
         self.pub_image = n.create_publisher(Image, "image", 5)
         self.pub_depth = n.create_publisher(Image, "depth", 5)
         self.pub_info = n.create_publisher(CameraInfo, "camera_info", 5)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(n)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self.start()
 
     def publish(self, sec: int, rgb: np.ndarray, depth: np.ndarray, info_size=(W, H), depth_encoding="32FC1") -> Header:
         header = Header(frame_id="camera_optical")
@@ -78,29 +74,6 @@ class Consumer:
     def node_is_up(self) -> bool:
         """stereo_node subscribes to all three camera streams and these publishers have matched them."""
         return all(p.get_subscription_count() > 0 for p in (self.pub_image, self.pub_depth, self.pub_info))
-
-    def wait(self, done, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if done():
-                return True
-            time.sleep(0.02)
-        return done()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown()
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
 
 
 @pytest.fixture()
@@ -134,7 +107,7 @@ def test_stereo_outputs_as_stereo_image_proc_reads_them(consumer):
             sec += 1
         assert consumer.wait(lambda: all(consumer.got[k] for k in ("left", "right", "left_info", "right_info",
                                                                     "disparity", "occlusion")), 15.0), (
-            f"outputs missing: { {k: len(v) for k, v in consumer.got.items()} }\n{_stop(node)[-3000:]}")
+            f"outputs missing: { {k: len(v) for k, v in consumer.got.items()} }\n{stop(node)[-3000:]}")
         info_l, info_r = consumer.got["left_info"][-1], consumer.got["right_info"][-1]
         disp = consumer.got["disparity"][-1]
         right = consumer.got["right"][-1]
@@ -176,7 +149,7 @@ def test_stereo_outputs_as_stereo_image_proc_reads_them(consumer):
         assert tf.transform.translation.x == pytest.approx(BASELINE)
         print(f"stamp {stamp}: stereo outputs checked")
     finally:
-        _stop(node)
+        stop(node)
 
 
 def test_bad_input_is_logged_counted_and_never_fatal(consumer):
@@ -199,7 +172,7 @@ def test_bad_input_is_logged_counted_and_never_fatal(consumer):
                dict(depth=depth, info_size=(W + 2, H))]  # camera_info of another size
         for i, kwargs in enumerate(bad):
             consumer.publish(200 + i, rgb, **kwargs)
-            assert consumer.wait(lambda: dropped() >= i + 1, 15.0), f"dropped={dropped()}\n{_stop(node)[-3000:]}"
+            assert consumer.wait(lambda: dropped() >= i + 1, 15.0), f"dropped={dropped()}\n{stop(node)[-3000:]}"
         assert node.poll() is None, "stereo_node exited on bad input"
         assert not consumer.got["disparity"]
         sec = 210
@@ -207,9 +180,9 @@ def test_bad_input_is_logged_counted_and_never_fatal(consumer):
             consumer.publish(sec, rgb, depth, depth_encoding="16UC1")
             consumer.wait(lambda: bool(consumer.got["disparity"]), 3.0)
             sec += 1
-        assert consumer.got["disparity"], _stop(node)[-3000:]
+        assert consumer.got["disparity"], stop(node)[-3000:]
         assert _stamp(consumer.got["disparity"][-1].header)[0] >= 210
     finally:
-        out = _stop(node)
+        out = stop(node)
     assert "frame dropped" in out  # logged, with the field named
     assert "depth" in out

@@ -19,3 +19,24 @@ class Command(NamedTuple):
     add_arguments: Callable[[argparse.ArgumentParser], None]
     #: runs the subcommand on the parsed options; returns the process exit code
     run: Callable[[argparse.Namespace], int]
+
+
+def _pixel_pair(text: str, form: str, minimum: int) -> tuple[int, int]:
+    """``'640x480'`` -> ``(640, 480)``: two ints >= ``minimum`` joined by ``x``, in the order ``form`` names."""
+    try:
+        a, b = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected {form}, e.g. 640x480, got {text!r}") from exc
+    if a < minimum or b < minimum:
+        raise argparse.ArgumentTypeError(f"{form} must be at least {minimum}x{minimum}, got {text!r}")
+    return a, b
+
+
+def width_height(text: str) -> tuple[int, int]:
+    """argparse type of an image size ``WIDTHxHEIGHT`` (pixels, each >= 8) -> ``(width, height)``."""
+    return _pixel_pair(text, "WIDTHxHEIGHT", 8)
+
+
+def height_width(text: str) -> tuple[int, int]:
+    """argparse type of an image size ``HEIGHTxWIDTH`` (pixels, each >= 8) -> ``(height, width)``."""
+    return _pixel_pair(text, "HEIGHTxWIDTH", 8)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from worldstereo_ros.cli.commands import Command
+from worldstereo_ros.cli.commands import Command, width_height
 from worldstereo_ros.errors import ConfigError, InputError, WorldStereoError
 from worldstereo_ros.snapshot import Snapshot
 
@@ -123,14 +123,6 @@ def rgb_only_snapshot(args: argparse.Namespace):
     return snapshot, f"estimated depth: {est.note}"
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from exc
-    return w, h
-
-
 def _distill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-path", required=True, help="folder with the teacher worldstereo-<teacher>/")
     p.add_argument("--out", required=True, help="where to write worldstereo-memory-dmd/")
@@ -139,7 +131,8 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rgbd-folder", default=None, help="RGB-D folder for the training snapshot (default: the "
                    "procedural room)")
     p.add_argument("--frame", type=int, default=0, help="frame of --rgbd-folder")
-    p.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT of the procedural room (default 768x480)")
+    p.add_argument("--size", type=width_height, default=None,
+                   help="WIDTHxHEIGHT of the procedural room (default 768x480)")
     p.add_argument("--iterations", type=int, default=100, help="generator updates")
     p.add_argument("--lr", type=float, default=1e-5, help="generator learning rate")
     p.add_argument("--fake-lr", type=float, default=None, help="fake-score learning rate (default --lr)")

@@ -6,21 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from worldstereo_ros.cli.commands import Command
+from worldstereo_ros.cli.commands import Command, width_height
 from worldstereo_ros.cli.diffusion import add_backend_options, add_depth_options, rgb_only_snapshot
 from worldstereo_ros.cli.run_export import imagine_and_export
 from worldstereo_ros.errors import InputError, WorldStereoError
 from worldstereo_ros.snapshot import Snapshot
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}") from exc
-    if w < 8 or h < 8:
-        raise argparse.ArgumentTypeError(f"image size must be at least 8x8, got {text!r}")
-    return w, h
 
 
 def _positive_int(text: str) -> int:
@@ -45,7 +35,7 @@ def _run_args(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--frames", type=_positive_int, default=None,
                    help="views per trajectory (default 25; with --poses-file the poses are resampled to this many "
                         "when given)")
-    p.add_argument("--size", type=_size, default=None, help="size of the imagined views, WIDTHxHEIGHT "
+    p.add_argument("--size", type=width_height, default=None, help="size of the imagined views, WIDTHxHEIGHT "
                                                             "(default: the snapshot's)")
     p.add_argument("--out", required=out_default is None, default=out_default, help="output folder")
     p.add_argument("--backend", default="render_fill", help="generator backend")

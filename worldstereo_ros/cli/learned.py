@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from worldstereo_ros.cli.commands import Command
+from worldstereo_ros.cli.commands import Command, height_width
 
 HELP = ("train the learned generator on forward-backward fill problems from RGB-D sequences (7-Scenes frames "
         "0-199 and 300-599 by default) and random procedural rooms; safetensors checkpoints, losses CSV, samples")
@@ -31,14 +31,6 @@ def _frames(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, got {text!r}") from exc
-    return h, w
-
-
 def add_parser(p: argparse.ArgumentParser) -> None:
     """Add the ``train`` arguments to ``p``."""
     p.add_argument("--sequence", action="append", default=[], type=Path,
@@ -49,7 +41,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rooms", type=int, default=80, help="random procedural room examples")
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--crop", type=_size, default=(256, 256), help="training crop HEIGHTxWIDTH (multiples of 32)")
+    p.add_argument("--crop", type=height_width, default=(256, 256), help="training crop HEIGHTxWIDTH (multiples of 32)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epoch-steps", type=int, default=250, help="steps between checkpoints and sample sheets")
     p.add_argument("--log-every", type=int, default=10, help="steps per row of losses.csv")
@@ -60,7 +52,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="wall-time budget: the learning-rate schedule anneals by time too and the run stops (with a "
                         "checkpoint) when it is spent")
-    p.add_argument("--room-size", type=_size, default=(480, 640), help="procedural view HEIGHTxWIDTH")
+    p.add_argument("--room-size", type=height_width, default=(480, 640), help="procedural view HEIGHTxWIDTH")
     p.add_argument("--out", type=Path, default=Path("outputs/train-learned"), help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.validation import check_positive
 
 #: Array names tried, in order, in the disparity ``.npz`` when it holds more than one array.
 _DISP_KEYS = ("disparity", "disp", "arr_0")
@@ -59,13 +60,6 @@ class StereoPair:
     K: np.ndarray
     baseline_m: float
     doffs_px: float
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or value <= 0:
-        raise InputError(name, f"expected a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -198,7 +192,7 @@ def read_middlebury(folder, name: str | None = None, focal_px: float | None = No
         raise InputError("folder", f"{folder} is not a folder")
     if name is not None and (not isinstance(name, str) or not name):
         raise InputError("name", f"expected a non-empty file prefix, got {name!r}")
-    disparity_scale = _positive("disparity_scale", disparity_scale)
+    disparity_scale = check_positive("disparity_scale", disparity_scale)
     layout, left_file, right_file, disp_file = _layout(folder, name)
     calib = _parse_calib(folder / "calib.txt") if (folder / "calib.txt").is_file() else {}
     known = KNOWN_CALIBRATIONS.get(layout.partition(":")[2]) if not calib else None
@@ -210,8 +204,8 @@ def read_middlebury(folder, name: str | None = None, focal_px: float | None = No
     if missing:
         raise InputError("folder", f"no calibration for {', '.join(missing)}: {folder / 'calib.txt'} is missing "
                                    "and the values were not given")
-    focal_px = _positive("focal_px", calib["focal_px"])
-    baseline_mm = _positive("baseline_mm", calib["baseline_mm"])
+    focal_px = check_positive("focal_px", calib["focal_px"])
+    baseline_mm = check_positive("baseline_mm", calib["baseline_mm"])
     doffs_px = calib["doffs_px"]
     if isinstance(doffs_px, bool) or not isinstance(doffs_px, (int, float, np.floating, np.integer)) \
             or not math.isfinite(doffs_px):

@@ -29,6 +29,7 @@ import torch
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.align import _solve, umeyama
+from worldstereo_ros.validation import check_int
 
 #: RANSAC inlier threshold of the PnP step, pixels.
 PNP_REPROJECTION_PX = 2.5
@@ -106,12 +107,6 @@ def _check_frames(rgb, depth, K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grey = np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb8])
     depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
     return grey, depth, K
-
-
-def _check_int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise InputError(name, f"expected an int >= {lo}, got {value!r}")
-    return int(value)
 
 
 def _check_poses(name: str, poses) -> np.ndarray:
@@ -228,8 +223,8 @@ def estimate_path(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, max_feature
         InputError: bad shapes, dtypes, fewer than 2 frames, bad K or options.
     """
     grey, depth, K = _check_frames(rgb, depth, K)
-    max_features = _check_int("max_features", max_features, 8)
-    min_inliers = _check_int("min_inliers", min_inliers, 6)
+    max_features = check_int("max_features", max_features, 8)
+    min_inliers = check_int("min_inliers", min_inliers, 6)
     n = grey.shape[0]
     orb = cv2.ORB_create(nfeatures=max_features)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)

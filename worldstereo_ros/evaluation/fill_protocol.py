@@ -37,9 +37,9 @@ import torch
 from worldstereo_ros.datasets.rgbd_folder import RgbdFrame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
-from worldstereo_ros.evaluation.telea import telea_fill
 from worldstereo_ros.generation.base import GenerationRequest, Generator, Reference
 from worldstereo_ros.geometry.forward_backward import ForwardBackward, forward_backward_holes, sample_pairs
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.geometry.projection import backproject_depth
 from worldstereo_ros.snapshot import Snapshot
 
@@ -113,7 +113,7 @@ def fill_pair(frame_i: RgbdFrame, frame_j: RgbdFrame, backends: dict[str, Genera
                                 depth_tolerance=depth_tolerance)
     t0 = time.perf_counter()
     empty = ~(fb.valid & ~fb.hole)
-    filled = {BASELINE: telea_fill(np.where(empty[..., None], 0.0, real), empty)}
+    filled = {BASELINE: telea_inpaint(np.where(empty[..., None], 0.0, real), empty, keep_known=False)}
     seconds = {BASELINE: time.perf_counter() - t0}
     for name, backend in backends.items():
         request = fill_request(frame_i, frame_j, fb, backend.uses_references)

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
 from worldstereo_ros.generation.base import GenerationRequest, Generator, Reference, create_backend
-from worldstereo_ros.generation.learned.conditioning import telea
 from worldstereo_ros.generation.learned.data import REPORT_FRAMES, TRAIN_FRAMES, FillExample, rgbd_source
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.io.images import contact_sheet, write_rgb_png
 from worldstereo_ros.snapshot import Snapshot
 
@@ -115,7 +115,7 @@ def evaluate_examples(examples: list[FillExample], backends: dict[str, Generator
             keep.setdefault("condition", []).append(magenta)
             keep.setdefault("truth", []).append(rgb)
         t0 = time.perf_counter()
-        fill = telea(np.where(ex.hole[..., None], 0.0, rgb).astype(np.float32), ex.hole)
+        fill = telea_inpaint(np.where(ex.hole[..., None], 0.0, rgb).astype(np.float32), ex.hole)
         results["telea"].seconds += time.perf_counter() - t0
         _score(results["telea"], fill, ex, None, None)
         if kept:

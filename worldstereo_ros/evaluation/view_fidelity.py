@@ -19,7 +19,7 @@ import torch
 
 from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
 from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
-from worldstereo_ros.evaluation.telea import telea_fill
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.geometry.poses import invert
 from worldstereo_ros.geometry.projection import depth_to_points
 from worldstereo_ros.geometry.render import render_points
@@ -68,7 +68,7 @@ def baseline_view(start: RgbdFrame, target_K: np.ndarray, T_world_target: np.nda
     out = render_points(points.xyz, points.rgb, torch.from_numpy(target_K), invert(torch.from_numpy(T_world_target)),
                         h, w, splat_px=0)
     holes = ~out.mask[0].numpy()
-    return telea_fill(out.rgb[0].numpy(), holes), holes
+    return telea_inpaint(out.rgb[0].numpy(), holes, keep_known=False), holes
 
 
 def evaluate_start(folder: RgbdFolder, start: int, offsets: list[int], config=None, keep_images: bool = False) -> StartResult:

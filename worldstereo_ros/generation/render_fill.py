@@ -63,35 +63,13 @@ from worldstereo_ros.generation.base import (
     Reference,
     register_backend,
 )
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.geometry.render import render_points
+from worldstereo_ros.validation import check_bool, check_float, check_int, check_positive
 
 _FAR = torch.iinfo(torch.int64).max // 4  # "no candidate" distance (stays positive after small sums)
 #: colour of the completed pixels: OpenCV inpainting, or the depth-guided mirror copy (module doc)
 COLOUR_FILLS = ("inpaint", "mirror")
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InputError(name, f"expected a bool, got {value!r}")
-    return bool(value)
-
-
-def _check_int(name: str, value, low: int, high: int) -> int:
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-            or not low <= value <= high):
-        raise InputError(name, f"expected an int in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value, low: float, high: float, high_open: bool = True) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, (bool, np.bool_))
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
-    if not ok:
-        bracket = ")" if high_open else "]"
-        raise InputError(name, f"expected a float in [{low}, {high}{bracket}, got {value!r}")
-    return value
 
 
 @register_backend
@@ -145,21 +123,20 @@ class RenderFillGenerator(Generator):
                              "ssm, temporal, reference_splat_px, temporal_splat_px, occluder_tolerance, "
                              "edge_tolerance, mirror_max_px, slope_px, slope_limit, max_passes, reference_detail, "
                              "detail_tolerance, smooth_px, colour_fill, device")
-        self.ssm = _check_bool("ssm", ssm)
-        self.temporal = _check_bool("temporal", temporal)
-        self.reference_splat_px = _check_int("reference_splat_px", reference_splat_px, 0, 8)
-        self.temporal_splat_px = _check_int("temporal_splat_px", temporal_splat_px, 0, 8)
-        self.occluder_tolerance = _check_float("occluder_tolerance", occluder_tolerance, 0.0, 1.0)
-        self.edge_tolerance = _check_float("edge_tolerance", edge_tolerance, 0.0, math.inf)
-        if self.edge_tolerance <= 0:
-            raise InputError("edge_tolerance", f"expected a float > 0, got {edge_tolerance!r}")
-        self.mirror_max_px = _check_int("mirror_max_px", mirror_max_px, 1, 4096)
-        self.slope_px = _check_int("slope_px", slope_px, 0, 4096)
-        self.slope_limit = _check_float("slope_limit", slope_limit, 0.0, 1.0)
-        self.max_passes = _check_int("max_passes", max_passes, 1, 64)
-        self.reference_detail = _check_bool("reference_detail", reference_detail)
-        self.detail_tolerance = _check_float("detail_tolerance", detail_tolerance, 0.0, 1.0)
-        self.smooth_px = _check_float("smooth_px", smooth_px, 0.0, 64.0)
+        self.ssm = check_bool("ssm", ssm)
+        self.temporal = check_bool("temporal", temporal)
+        self.reference_splat_px = check_int("reference_splat_px", reference_splat_px, 0, 8)
+        self.temporal_splat_px = check_int("temporal_splat_px", temporal_splat_px, 0, 8)
+        self.occluder_tolerance = check_float("occluder_tolerance", occluder_tolerance, 0.0, 1.0, lo_open=False,
+                                              hi_open=True)
+        self.edge_tolerance = check_positive("edge_tolerance", edge_tolerance)
+        self.mirror_max_px = check_int("mirror_max_px", mirror_max_px, 1, 4096)
+        self.slope_px = check_int("slope_px", slope_px, 0, 4096)
+        self.slope_limit = check_float("slope_limit", slope_limit, 0.0, 1.0, lo_open=False, hi_open=True)
+        self.max_passes = check_int("max_passes", max_passes, 1, 64)
+        self.reference_detail = check_bool("reference_detail", reference_detail)
+        self.detail_tolerance = check_float("detail_tolerance", detail_tolerance, 0.0, 1.0, lo_open=False, hi_open=True)
+        self.smooth_px = check_float("smooth_px", smooth_px, 0.0, 64.0, lo_open=False, hi_open=True)
         if colour_fill not in COLOUR_FILLS:
             raise InputError("colour_fill", f"expected one of {', '.join(COLOUR_FILLS)}, got {colour_fill!r}")
         self.colour_fill = colour_fill
@@ -420,16 +397,10 @@ class RenderFillGenerator(Generator):
         return zb, torch.where(has, dist, _FAR), fill, src
 
 
-def _inpaint(rgb: torch.Tensor, holes: torch.Tensor, radius_px: float = 3.0) -> None:
-    """Replace the colours of ``holes`` by OpenCV's Telea inpainting of the rest of ``rgb`` (in place)."""
-    if not bool(holes.any()):
-        return
-    image = (rgb.cpu().numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-    mask = holes.cpu().numpy()
-    filled = cv2.inpaint(image, mask.astype(np.uint8) * 255, radius_px, cv2.INPAINT_TELEA)
-    out = rgb.cpu().numpy()
-    out[mask] = filled[mask].astype(np.float32) / 255.0
-    rgb.copy_(torch.from_numpy(out).to(rgb.device))
+def _inpaint(rgb: torch.Tensor, holes: torch.Tensor) -> None:
+    """Replace the colours (H, W, 3) float32 of ``holes`` (H, W) bool by Telea inpainting (in place)."""
+    if bool(holes.any()):
+        rgb.copy_(torch.from_numpy(telea_inpaint(rgb.cpu().numpy(), holes.cpu().numpy())).to(rgb.device))
 
 
 def _back_project(rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, K: np.ndarray,

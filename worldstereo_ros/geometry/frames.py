@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import transforms3d
+
+from worldstereo_ros.geometry.rotations import euler_to_matrix
 
 #: (4, 4) pose of the optical frame in the camera's body frame: rpy(-pi/2, 0, -pi/2) (REP 103).
 T_LINK_OPTICAL = np.eye(4)
-T_LINK_OPTICAL[:3, :3] = transforms3d.euler.euler2mat(-np.pi / 2, 0.0, -np.pi / 2, axes="sxyz")
+T_LINK_OPTICAL[:3, :3] = euler_to_matrix((-np.pi / 2, 0.0, -np.pi / 2), "sxyz")
 T_LINK_OPTICAL = np.round(T_LINK_OPTICAL, 12)
 T_LINK_OPTICAL.setflags(write=False)
 

@@ -98,6 +98,19 @@ def rotation_about_axis(axis: np.ndarray, angle_rad: float) -> np.ndarray:
     return transforms3d.axangles.axangle2mat(axis, float(angle_rad))
 
 
+def euler_to_matrix(angles_rad: tuple[float, float, float], axes: str) -> np.ndarray:
+    """(3, 3) float64 rotation of three Euler angles (radians) in transforms3d's ``axes`` convention: a
+    4-letter code, ``s``/``r`` (static/rotating frame) then the axis order, e.g. ``"sxyz"`` for ROS roll,
+    pitch, yaw and ``"ryxz"`` for yaw about y then pitch about the new x."""
+    angles = _batched(angles_rad, (3,), "angles_rad")
+    if angles.shape != (3,):
+        raise InputError("angles_rad", f"expected three angles, got shape {angles.shape}")
+    try:
+        return transforms3d.euler.euler2mat(*(float(a) for a in angles), axes=axes)
+    except (KeyError, TypeError) as exc:
+        raise InputError("axes", f"unknown Euler axes {axes!r}; expected e.g. 'sxyz' or 'ryxz'") from exc
+
+
 def nearest_rotation(R: np.ndarray, tolerance: float, field: str = "R") -> np.ndarray:
     """(*, 3, 3) the proper rotations nearest (Frobenius) to ``R``, which must be within ``tolerance`` of
     orthonormal (largest entry of ``R R^T - I``) and have a positive determinant.

@@ -25,38 +25,35 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
+def _imwrite(path: str | Path, image: np.ndarray) -> Path:
+    """Write ``image`` (OpenCV layout: BGR or single channel) to ``path``, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise InputError("path", f"OpenCV could not write {path}")
+    return path
+
+
 def write_rgb_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an (H, W, 3) RGB image (float in [0, 1] or uint8) as 8-bit PNG."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise InputError("rgb", f"expected shape (H, W, 3), got {rgb.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(to_uint8(rgb), cv2.COLOR_RGB2BGR)):
-        raise InputError("path", f"OpenCV could not write {path}")
-    return path
+    return _imwrite(path, cv2.cvtColor(to_uint8(rgb), cv2.COLOR_RGB2BGR))
 
 
 def write_depth_png(path: str | Path, depth_m: np.ndarray) -> Path:
     """Write an (H, W) depth map in metres as a uint16 millimetre PNG."""
     if np.ndim(depth_m) != 2:
         raise InputError("depth", f"expected shape (H, W), got {np.shape(depth_m)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), depth_m_to_units(depth_m)):
-        raise InputError("path", f"OpenCV could not write {path}")
-    return path
+    return _imwrite(path, depth_m_to_units(depth_m))
 
 
 def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:
     """Write an (H, W) bool mask as an 8-bit PNG (255 = True)."""
     if np.ndim(mask) != 2:
         raise InputError("mask", f"expected shape (H, W), got {np.shape(mask)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.asarray(mask, dtype=bool).astype(np.uint8) * 255):
-        raise InputError("path", f"OpenCV could not write {path}")
-    return path
+    return _imwrite(path, np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
 
 
 def depth_preview(depth_m: np.ndarray, max_m: float | None = None) -> np.ndarray:

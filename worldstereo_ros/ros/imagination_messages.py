@@ -19,12 +19,12 @@ from worldstereo_ros.action import Imagine
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.msg import ImaginedView
 from worldstereo_ros.pipeline import Progress
-from worldstereo_ros.ros.camera_frame import decode_frame
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import (
     depth_to_image,
     numpy_to_image,
 )
+from worldstereo_ros.ros.conversions.rgbd import rgbd_from_messages
 from worldstereo_ros.ros.conversions.transforms import matrix_to_pose
 from worldstereo_ros.ros.frame_sync import SyncedFrame
 from worldstereo_ros.snapshot import Snapshot
@@ -50,16 +50,15 @@ def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed:
     Raises:
         WorldStereoError (InputError / ConversionError) naming the field and the problem.
     """
-    decoded = decode_frame(frame, compressed)
-    rgb, info = decoded.rgb, decoded.info
-    if decoded.depth is None:
+    rgb, depth, K = rgbd_from_messages(frame.image, frame.depth, frame.camera_info, compressed)
+    if depth is None:
         if estimate_depth is None:
             raise InputError("depth", "an RGB-only frame (no depth image) needs a depth estimator")
         rgb01 = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb
-        est = estimate_depth(rgb01, info.K)
-        return Snapshot.create(rgb, est.depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id,
+        est = estimate_depth(rgb01, K)
+        return Snapshot.create(rgb, est.depth, K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id,
                                depth_is_metric=est.is_metric)
-    return Snapshot.create(rgb, decoded.depth, info.K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
+    return Snapshot.create(rgb, depth, K, T_world_cam, stamp_ns=frame.stamp_ns, frame_id=frame_id)
 
 
 def imagined_view(path_id: str, index: int, count: int, rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray,

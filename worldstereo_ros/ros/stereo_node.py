@@ -31,8 +31,8 @@ from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
 from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.ros.camera_frame import decode_frame
 from worldstereo_ros.ros.conversions.image import numpy_to_image
+from worldstereo_ros.ros.conversions.rgbd import rgbd_from_messages
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.frame_sync import FrameSynchronizer, SyncedFrame
 from worldstereo_ros.ros.node_main import run_node
@@ -174,10 +174,9 @@ class StereoNode(Node):
             self.problems.report("frame.failed", f"frame dropped: {type(err).__name__}: {err}", "error")
 
     def _process(self, frame: SyncedFrame) -> None:
-        decoded = decode_frame(frame)
-        rgb, depth, info = decoded.rgb, decoded.depth, decoded.info
+        rgb, depth, K = rgbd_from_messages(frame.image, frame.depth, frame.camera_info)
         with self._lock:
-            result = self.processor.process(rgb, depth, info.K)
+            result = self.processor.process(rgb, depth, K)
             right_frame = self.p["right_frame"] or f"{frame.image.header.frame_id}_right"
             publish_tf = self.p["publish_tf"]
         rig, view = result.rig, result.view

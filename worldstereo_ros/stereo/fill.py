@@ -24,6 +24,7 @@ import numpy as np
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.generation.base import GenerationRequest, Generator, available_backends, create_backend
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.snapshot import Snapshot
 
 
@@ -47,10 +48,6 @@ class OcclusionFiller(abc.ABC):
         Returns:
             (H, W, 3) float32 in [0, 1]; equal to ``rgb`` outside ``occlusion``.
         """
-
-
-def _to_u8(rgb: np.ndarray) -> np.ndarray:
-    return (rgb * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 
 def _check_band(radius_px: float | None, band_px: int, fg_margin_px: float) -> None:
@@ -151,10 +148,9 @@ class BackgroundTeleaFiller(OcclusionFiller):
             return np.array(rgb, dtype=np.float32, copy=True)
         mask = occlusion | foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px,
                                                    self.fg_margin_px)
-        src = _to_u8(np.where(mask[..., None], 0.0, rgb))
-        painted = cv2.inpaint(src, mask.astype(np.uint8) * 255, self.radius_px, cv2.INPAINT_TELEA)
+        painted = telea_inpaint(np.where(mask[..., None], 0.0, rgb), mask, self.radius_px)
         out = np.array(rgb, dtype=np.float32, copy=True)
-        out[occlusion] = painted[occlusion].astype(np.float32) / np.float32(255.0)
+        out[occlusion] = painted[occlusion]
         return out
 
 
@@ -170,10 +166,7 @@ class TeleaFiller(OcclusionFiller):
 
     def fill(self, rgb, occlusion, disparity, observed_disparity):
         occlusion = np.asarray(occlusion, dtype=bool)
-        painted = cv2.inpaint(_to_u8(rgb), occlusion.astype(np.uint8) * 255, self.radius_px, cv2.INPAINT_TELEA)
-        out = np.array(rgb, dtype=np.float32, copy=True)
-        out[occlusion] = painted[occlusion].astype(np.float32) / np.float32(255.0)
-        return out
+        return telea_inpaint(rgb, occlusion, self.radius_px)
 
 
 class GeneratorFiller(OcclusionFiller):

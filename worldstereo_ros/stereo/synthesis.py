@@ -198,6 +198,41 @@ def sample_left(left_rgb: np.ndarray, right_disparity: np.ndarray) -> np.ndarray
     return cv2.remap(left_rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+@dataclass
+class RightWarp:
+    """The right view before its occlusions are filled (rectified rig, disparities in pixels).
+
+    Attributes:
+        rgb: (H, W, 3) float32 [0, 1], the left image sampled at the covered pixels; 0 on ``occlusion``.
+        occlusion: (H, W) bool, right pixels no left pixel lands on.
+        right_observed: (H, W) float32 rasterised right disparity, NaN on ``occlusion``.
+        right_full: (H, W) float32 right disparity everywhere: occlusions take their background (farther)
+            row neighbour's, rows without any surface the left image's median.
+        background_col: (H, W) int32 column of that background neighbour (-1 where there is none).
+    """
+
+    rgb: np.ndarray
+    occlusion: np.ndarray
+    right_observed: np.ndarray
+    right_full: np.ndarray
+    background_col: np.ndarray
+
+
+def warp_to_right(left: np.ndarray, left_full: np.ndarray, max_span_px: float) -> RightWarp:
+    """Forward-warp ``left`` (H, W, 3) float32 through its completed disparity ``left_full`` (H, W) float32
+    pixels into the right camera (steps 2-4 of the module doc, before the fill)."""
+    right_obs = right_view_disparity(left_full, max_span_px)
+    occlusion = ~np.isfinite(right_obs)
+    # occluded pixels see the background: take the farther row neighbour's disparity
+    right_full, bg_col = background_neighbours(right_obs)  # known pixels return themselves
+    unknown = ~np.isfinite(right_full)  # only on rows without any surface
+    if unknown.any():
+        right_full[unknown] = np.float32(np.nanmedian(left_full))
+    warped = sample_left(left, right_full)
+    warped[occlusion] = 0.0
+    return RightWarp(warped, occlusion, right_obs, right_full, bg_col)
+
+
 def synthesize_right(left_rgb: np.ndarray, left_disparity: np.ndarray, filler=None,
                      max_span_px: float = 2.0) -> StereoView:
     """The right view of a rectified rig from the left image and its disparity (module doc, stages 1-4).
@@ -223,16 +258,7 @@ def synthesize_right(left_rgb: np.ndarray, left_disparity: np.ndarray, filler=No
     filler = filler or BackgroundPushPullFiller()
     # 2. complete the left disparity, rasterise the right view's
     left_full = complete_disparity_background(disp)
-    right_disp = right_view_disparity(left_full, max_span_px)
-    occlusion = ~np.isfinite(right_disp)
-    # 3. occluded pixels see the background: take the farther row neighbour's disparity
-    bg, _ = background_neighbours(right_disp)
-    right_full = bg  # known pixels return themselves
-    unknown = ~np.isfinite(right_full)  # only on rows without any surface
-    if unknown.any():
-        right_full[unknown] = np.float32(np.nanmedian(left_full))
-    # 4. sample the covered pixels, fill the occluded ones
-    warped = sample_left(left, right_full)
-    warped[occlusion] = 0.0
-    filled = filler.fill(warped, occlusion, right_full, right_disp)
-    return StereoView(filled, occlusion, right_full, left_full)
+    warp = warp_to_right(left, left_full, max_span_px)
+    # 3. background disparity in the occlusions, sample the covered pixels; 4. fill the occluded ones
+    filled = filler.fill(warp.rgb, warp.occlusion, warp.right_full, warp.right_observed)
+    return StereoView(filled, warp.occlusion, warp.right_full, left_full)

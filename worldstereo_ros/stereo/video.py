@@ -36,12 +36,10 @@ from worldstereo_ros.errors import InputError
 from worldstereo_ros.stereo.fill import BackgroundPushPullFiller, OcclusionFiller
 from worldstereo_ros.stereo.synthesis import (
     StereoView,
-    background_neighbours,
     check_disparity,
     check_rgb,
     complete_disparity_background,
-    right_view_disparity,
-    sample_left,
+    warp_to_right,
 )
 
 
@@ -216,15 +214,9 @@ class StereoVideo:
         left_full = complete_disparity_background(disp)
 
         # 4. right view, its occlusions, the fused mask
-        right_obs = right_view_disparity(left_full, cfg.max_span_px)
-        occlusion = ~np.isfinite(right_obs)
-        bg, bg_col = background_neighbours(right_obs)
-        right_full = bg  # known pixels return themselves
-        unknown = ~np.isfinite(right_full)  # only on rows without any surface
-        if unknown.any():
-            right_full[unknown] = np.float32(np.nanmedian(left_full))
-        warped = sample_left(left, right_full)
-        warped[occlusion] = 0.0
+        warp = warp_to_right(left, left_full, cfg.max_span_px)
+        warped, occlusion, right_obs, right_full, bg_col = (warp.rgb, warp.occlusion, warp.right_observed,
+                                                            warp.right_full, warp.background_col)
         fused = occlusion
         propagated = None
         if prev is not None:

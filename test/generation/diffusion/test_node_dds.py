@@ -10,8 +10,9 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ros"))  # the node test's DDS helpers
 
+from node_processes import start_module, stop  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
-from test_imagination_node import Camera, Peer, _node_args, _start, _stop, _straight_path  # noqa: E402
+from test_imagination_node import Camera, Peer, _node_args, _straight_path  # noqa: E402
 
 from worldstereo_ros.action import Imagine  # noqa: E402
 from worldstereo_ros.msg import CandidatePath  # noqa: E402
@@ -25,7 +26,7 @@ def peer():
 
 
 def test_node_serves_a_request_with_the_worldstereo_backend(peer, tiny_release):
-    node = _start(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "backend:=worldstereo",
+    node = start_module(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "backend:=worldstereo",
                                  "-p", f"model_path:={tiny_release}", "-p", "prompt:=w3 w4"]))
     cam = Camera(peer)
     client = ActionClient(peer.node, Imagine, "imagine")
@@ -45,7 +46,7 @@ def test_node_serves_a_request_with_the_worldstereo_backend(peer, tiny_release):
         assert peer.wait(lambda: len(peer.views) >= 3, 10.0)
         assert node.poll() is None, "imagination_node exited"
     finally:
-        out = _stop(node)
+        out = stop(node)
     assert "Traceback" not in out, out[-3000:]
     assert "warm-up failed" not in out, out[-3000:]
     assert "backend worldstereo" in out, out[-3000:]

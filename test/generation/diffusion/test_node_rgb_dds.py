@@ -12,9 +12,10 @@ import pytest
 pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ros"))  # the node test's DDS helpers
 
+from node_processes import start_module, stop  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
-from test_imagination_node import Camera, Peer, _node_args, _start, _stop, _straight_path  # noqa: E402
+from test_imagination_node import Camera, Peer, _node_args, _straight_path  # noqa: E402
 
 from worldstereo_ros.action import Imagine  # noqa: E402
 from worldstereo_ros.msg import CandidatePath  # noqa: E402
@@ -51,7 +52,7 @@ def _diag_values(peer: Peer) -> dict[str, str]:
 
 
 def test_rgb_only_camera_serves_a_path_with_estimated_depth(peer, depth_model):
-    node = _start(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "use_depth:=false",
+    node = start_module(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "use_depth:=false",
                                  "-p", f"depth_model_path:={depth_model}"]))
     cam = Camera(peer)
     client = ActionClient(peer.node, Imagine, "imagine")
@@ -79,7 +80,7 @@ def test_rgb_only_camera_serves_a_path_with_estimated_depth(peer, depth_model):
         assert "relative" in _diag_values(peer)["depth"]
         assert node.poll() is None, "imagination_node exited"
     finally:
-        out = _stop(node)
+        out = stop(node)
     assert "Traceback" not in out, out[-3000:]
     assert out.count("estimated depth is relative") == 1, out[-3000:]  # said once in the log
     assert "RGB-only" in out, out[-3000:]

@@ -3,8 +3,6 @@ imagined views out. Separate processes, every wait with a timeout."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,6 +12,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from nav_msgs.msg import Path  # noqa: E402
+from node_processes import start_module, stop, wait_until  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -27,36 +26,13 @@ T_BASE_CAM = np.array([[0.0, 0.0, 1.0, 0.10], [-1.0, 0.0, 0.0, 0.02], [0.0, -1.0
 FRAMES = 4
 
 
-def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out or ""
-
-
-def _wait(done, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.05)
-    return done()
-
-
 def test_node_imagines_with_the_learned_backend(redkitchen_dir):
     from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
-    replay = _start(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
+    replay = start_module(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
                      "-p", "rate_hz:=5.0", "-p", "max_frames:=3", "-p", "loop:=true", "-p", "base_frame:=base_link",
                      "-p", f"base_to_camera:={EXTRINSIC}"])
-    node = _start(["worldstereo_ros.ros.imagination_node", "--ros-args", "-p", "backend:=learned",
+    node = start_module(["worldstereo_ros.ros.imagination_node", "--ros-args", "-p", "backend:=learned",
                    "-p", "fixed_frame:=map", "-p", "base_frame:=base_link", "-p", f"frames_per_path:={FRAMES}",
                    "-p", "image_width:=160", "-p", "image_height:=120", "-p", "sync_tolerance_s:=0.01",
                    "-p", "tf_timeout_s:=0.5"])
@@ -77,13 +53,13 @@ def test_node_imagines_with_the_learned_backend(redkitchen_dir):
             step = np.eye(4)
             step[1, 3] = 0.4 * i / (FRAMES - 1)  # sideways: opens disocclusions to imagine
             path.poses.append(PoseStamped(header=header, pose=matrix_to_pose(T_world_base0 @ step)))
-        assert _wait(lambda: peer.count_subscribers("planned_path") > 0, 30.0), "imagination_node not up"
+        assert wait_until(lambda: peer.count_subscribers("planned_path") > 0, 30.0), "imagination_node not up"
         time.sleep(1.5)  # a few replayed frames before the path
         deadline = time.monotonic() + 60.0
         while not views and time.monotonic() < deadline:  # a path before the first frame is refused: resend
             pub.publish(path)
-            _wait(lambda: bool(views), 5.0)
-        assert _wait(lambda: len(views) >= FRAMES, 60.0), f"received {len(views)} views:\n{_stop(node)[-3000:]}"
+            wait_until(lambda: bool(views), 5.0)
+        assert wait_until(lambda: len(views) >= FRAMES, 60.0), f"received {len(views)} views:\n{stop(node)[-3000:]}"
         got = sorted(views[:FRAMES], key=lambda v: v.index)
         assert [v.index for v in got] == list(range(FRAMES))
         assert all((v.rgb.width, v.rgb.height) == (160, 120) for v in got)
@@ -92,5 +68,5 @@ def test_node_imagines_with_the_learned_backend(redkitchen_dir):
         executor.shutdown()
         peer.destroy_node()
         rclpy.try_shutdown()
-        _stop(node)
-        _stop(replay)
+        stop(node)
+        stop(replay)

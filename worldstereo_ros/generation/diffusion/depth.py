@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 import open3d as o3d
 import torch
-from scipy.spatial.transform import Rotation
 from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
 from worldstereo_ros.errors import BackendError, InputError
+from worldstereo_ros.geometry.rotations import euler_to_matrix
 
 #: Faces of the cube map: yaw, pitch in degrees (OpenCV camera axes: x right, y down, z forward).
 CUBE_FACES = ((0, 0), (90, 0), (180, 0), (270, 0), (0, -90), (0, 90))
@@ -195,7 +195,7 @@ def equirect_directions(h: int, w: int) -> np.ndarray:
 
 def face_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     """(3, 3) rotation from a cube face's camera axes to the panorama's (yaw about y, then pitch about x)."""
-    return Rotation.from_euler("YX", [yaw_deg, pitch_deg], degrees=True).as_matrix()
+    return euler_to_matrix((np.radians(yaw_deg), np.radians(pitch_deg), 0.0), "ryxz")
 
 
 def sample_face(rgb: np.ndarray, R: np.ndarray, K: np.ndarray, size: int) -> np.ndarray:

@@ -15,26 +15,15 @@ without units and the same weights serve a kitchen and a hall.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
+from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.geometry.render import render_points
 
 #: names of the input channels, in order
 INPUT_CHANNELS = ("cond_r", "cond_g", "cond_b", "hole", "cond_invdepth", "telea_r", "telea_g", "telea_b",
                   "ref_r", "ref_g", "ref_b", "ref_valid", "ref_invdepth")
-
-
-def telea(rgb: np.ndarray, hole: np.ndarray, radius_px: float = 3.0) -> np.ndarray:
-    """OpenCV Telea inpainting of ``hole``: rgb (H, W, 3) float32 [0, 1], hole (H, W) bool -> (H, W, 3) float32."""
-    if not hole.any():
-        return rgb.astype(np.float32, copy=True)
-    image = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    filled = cv2.inpaint(image, hole.astype(np.uint8) * 255, radius_px, cv2.INPAINT_TELEA)
-    out = rgb.astype(np.float32, copy=True)
-    out[hole] = filled[hole].astype(np.float32) / 255.0
-    return out
 
 
 def reproject_points(xyz: np.ndarray | torch.Tensor, rgb: np.ndarray | torch.Tensor, K: np.ndarray,
@@ -88,7 +77,7 @@ def build_input(cond_rgb: np.ndarray, cond_depth: np.ndarray, hole: np.ndarray, 
     depth = np.where(hole, 0.0, cond_depth).astype(np.float32)
     if scale is None:
         scale = depth_scale(depth)
-    prior = telea(rgb, hole)
+    prior = telea_inpaint(rgb, hole)
     ref_valid = ref_valid.astype(bool)
     x = np.concatenate([
         rgb.transpose(2, 0, 1),
