@@ -64,7 +64,8 @@ def fuse(a: VoxelArrays, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tenso
     ``keys`` (N,) int64 voxel keys of ``xyz`` (N, 3) float32 metres; ``rgb`` (N, 3) float32 in [0, 1];
     ``conf`` (N,) float32 > 0; ``count`` (N,) int32 observations per input point, ``view`` (N,) int32 view ids
     (the largest id of a voxel's new points wins within one call). Confidences are capped at
-    ``max_confidence``. ``a`` is updated in place where voxels exist; new voxels give new arrays.
+    ``max_confidence``. ``a`` is never written to (readers on other threads may hold it, see
+    :mod:`worldstereo_ros.memory.global_cache`): the result is new arrays, sharing unchanged ones with ``a``.
     """
     if keys.numel() == 0:
         return a, 0, 0
@@ -84,6 +85,8 @@ def fuse(a: VoxelArrays, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tenso
                                                                                     device=keys.device)
     n_fused = 0
     if bool(found.any()):
+        # copy-on-write: the published arrays stay as they were (``keys`` does not change here)
+        a = VoxelArrays(a.keys, *[t.clone() for t in a.tensors()[1:]])
         rows = pos[found]
         s = sums[found]
         c_old = a.confidence[rows]
