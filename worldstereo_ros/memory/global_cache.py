@@ -30,15 +30,11 @@ Alignment is not the cache's job: callers register new geometry first (the pipel
 :mod:`worldstereo_ros.pipeline.loop`). Files: :mod:`worldstereo_ros.io.cache_files` (``.npz``, lossless, and
 PLY), through :meth:`GlobalCache.state` / :meth:`GlobalCache.from_state` / :meth:`GlobalCache.fuse_records`.
 
-Threads: the arrays are immutable snapshots swapped atomically. A writer (``merge``, ``fuse_records``) builds
-the complete new :class:`~worldstereo_ros.memory.voxel_arrays.VoxelArrays` (fusion *and* eviction) aside,
-never writing into published tensors, and publishes it with one attribute assignment; writers are serialised
-by a per-cache lock so no merge is lost. Every query reads ``self._a`` once and works on that one object, so
-a reader never sees a half-merged state and never waits for a merge. A lock taken by readers too was the
-alternative; it was not chosen because the properties hand tensors out of the cache, and a lock cannot
-protect a tensor after it is returned, while an immutable one needs no protection. Two reads through the
-live cache (``cache.radius_query(...)`` then ``cache.xyz``) may still see two different merges: take
-:meth:`GlobalCache.snapshot` first and query that.
+Threads: immutable snapshots swapped atomically. A writer (``merge``, ``fuse_records``, serialised by a
+per-cache lock so no merge is lost) builds the whole new ``VoxelArrays`` (fusion and eviction) aside, never
+writing into published tensors, and publishes it in one assignment; every query reads ``self._a`` once. Chosen
+over a lock that readers take too because the properties hand tensors out, which no lock can guard once
+returned. For several reads of one state (``radius_query`` then ``xyz``) query :meth:`GlobalCache.snapshot`.
 """
 
 from __future__ import annotations
@@ -54,12 +50,13 @@ from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.projection import PointSet, equirect_depth_to_points
 from worldstereo_ros.geometry.render import RenderOutput, render_points
 from worldstereo_ros.memory.voxel_arrays import (
-    AXIS_BITS,
     AXIS_OFFSET,
     FIELDS,
     VoxelArrays,
+    evict,
     fuse,
     pack_voxel_keys,
+    radius_indices,
 )
 
 
@@ -334,26 +331,9 @@ class GlobalCache:
         into its input arrays), apply the budget, then publish the result in one assignment. Call with the
         write lock held. Returns (points fused into old voxels, new voxels, evicted, points afterwards)."""
         a, n_fused, n_new = fuse(self._a, keys, xyz, rgb, conf, count, view, self.max_confidence)
-        a, n_evicted = self._evict(a)
+        a, n_evicted = evict(a, self.max_points, self.reference_point)
         self._a = a
         return n_fused, n_new, n_evicted, int(a.keys.shape[0])
-
-    def _evict(self, a: VoxelArrays) -> tuple[VoxelArrays, int]:
-        """``a`` without the points over the budget (lowest confidence first, then farthest from the
-        reference), and how many were dropped."""
-        excess = int(a.keys.shape[0]) - self.max_points
-        if excess <= 0:
-            return a, 0
-        conf = a.confidence
-        threshold = torch.kthvalue(conf.cpu(), excess).values.to(conf.device)
-        drop = conf < threshold
-        ties = torch.nonzero(conf == threshold).squeeze(1)
-        still = excess - int(drop.sum())
-        if still > 0:
-            ref = self.reference_point if self.reference_point is not None else torch.zeros(3)
-            dist = (a.xyz[ties] - ref.to(self.device)).norm(dim=1)
-            drop[ties[torch.topk(dist, still).indices]] = True
-        return a.select(~drop), excess
 
     # ------------------------------------------------------------------ queries
     def render(self, K, T_cam_world, height: int, width: int, splat_px: int | str = 0,
@@ -401,20 +381,7 @@ class GlobalCache:
             raise InputError("center", f"expected 3 finite numbers, got {center!r}")
         if not (isinstance(radius_m, (int, float)) and 0 <= radius_m < math.inf):
             raise InputError("radius_m", f"expected a finite float >= 0, got {radius_m!r}")
-        c = c.to(self.device)
-        a = self._a
-        # keys sort by x first: only the slab of voxels whose x overlaps the sphere needs a check (one
-        # voxel wider on each side, for float32 rounding at voxel borders)
-        x_lo = math.floor((float(c[0]) - radius_m) / self.voxel_size_m) + AXIS_OFFSET - 1
-        x_hi = math.floor((float(c[0]) + radius_m) / self.voxel_size_m) + AXIS_OFFSET + 2
-        if x_lo >= (1 << AXIS_BITS) or x_hi <= 0:
-            return torch.empty(0, dtype=torch.int64, device=self.device)
-        slab = torch.tensor([max(x_lo, 0), min(x_hi, (1 << AXIS_BITS) - 1)], device=self.device)
-        start, stop = torch.searchsorted(a.keys, slab << (2 * AXIS_BITS)).tolist()
-        if x_hi >= (1 << AXIS_BITS):
-            stop = int(a.keys.shape[0])
-        d2 = (a.xyz[start:stop] - c).square().sum(dim=1)
-        return torch.nonzero(d2 <= radius_m * radius_m).squeeze(1) + start
+        return radius_indices(self._a, c.to(self.device), float(radius_m), self.voxel_size_m)
 
     def voxel_downsampled(self, voxel_size_m: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Confidence-weighted means on a coarser grid: (xyz (K, 3) float32, rgb (K, 3) float32).

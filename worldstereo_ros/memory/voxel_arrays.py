@@ -1,9 +1,10 @@
 """The storage of the global cache: int64 voxel keys and the per-point arrays sorted by them, and the one
-fusion step that merges new observations into those arrays (rule in :mod:`worldstereo_ros.memory.global_cache`).
+fusion and eviction steps that make new arrays from them (rules in :mod:`worldstereo_ros.memory.global_cache`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -120,3 +121,39 @@ def fuse(a: VoxelArrays, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tenso
     out = VoxelArrays(*[torch.cat([old, extra]).index_select(0, source)
                         for old, extra in zip(a.tensors(), added.tensors())])
     return out, n_fused, k
+
+
+def evict(a: VoxelArrays, max_points: int, reference: torch.Tensor | None) -> tuple[VoxelArrays, int]:
+    """``a`` without the points over ``max_points`` (lowest confidence first, then, among equal confidences,
+    farthest from ``reference`` (3,) float32 world metres, the origin if None), and how many were dropped.
+    ``a`` is not written to."""
+    excess = int(a.keys.shape[0]) - max_points
+    if excess <= 0:
+        return a, 0
+    conf = a.confidence
+    threshold = torch.kthvalue(conf.cpu(), excess).values.to(conf.device)
+    drop = conf < threshold
+    ties = torch.nonzero(conf == threshold).squeeze(1)
+    still = excess - int(drop.sum())
+    if still > 0:
+        ref = reference if reference is not None else torch.zeros(3)
+        dist = (a.xyz[ties] - ref.to(conf.device)).norm(dim=1)
+        drop[ties[torch.topk(dist, still).indices]] = True
+    return a.select(~drop), excess
+
+
+def radius_indices(a: VoxelArrays, center: torch.Tensor, radius_m: float, voxel_size_m: float) -> torch.Tensor:
+    """Indices (K,) int64, ascending, of the points of ``a`` within ``radius_m`` of ``center`` (3,) float32
+    metres, on ``a``'s device; ``voxel_size_m`` is the edge the keys were made with."""
+    # keys sort by x first: only the slab of voxels whose x overlaps the sphere needs a check (one
+    # voxel wider on each side, for float32 rounding at voxel borders)
+    x_lo = math.floor((float(center[0]) - radius_m) / voxel_size_m) + AXIS_OFFSET - 1
+    x_hi = math.floor((float(center[0]) + radius_m) / voxel_size_m) + AXIS_OFFSET + 2
+    if x_lo >= (1 << AXIS_BITS) or x_hi <= 0:
+        return torch.empty(0, dtype=torch.int64, device=a.keys.device)
+    slab = torch.tensor([max(x_lo, 0), min(x_hi, (1 << AXIS_BITS) - 1)], device=a.keys.device)
+    start, stop = torch.searchsorted(a.keys, slab << (2 * AXIS_BITS)).tolist()
+    if x_hi >= (1 << AXIS_BITS):
+        stop = int(a.keys.shape[0])
+    d2 = (a.xyz[start:stop] - center).square().sum(dim=1)
+    return torch.nonzero(d2 <= radius_m * radius_m).squeeze(1) + start
