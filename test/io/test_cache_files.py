@@ -53,3 +53,154 @@ def test_ply_round_trip_through_open3d(tmp_path, corner_room_points):
     save_cache_ply(GlobalCache(), tmp_path / "empty.ply")  # Open3D writes no empty clouds: a header-only PLY
     assert len(load_cache_ply(tmp_path / "empty.ply")) == 0
     assert len(o3d.io.read_point_cloud(str(tmp_path / "empty.ply")).points) == 0
+
+
+def _small_cache(seed: int, n: int = 4000) -> GlobalCache:
+    """Version ``seed`` of a small cache: every point has view_id ``seed``, so a loaded file names its version."""
+    g = torch.Generator().manual_seed(seed)
+    cache = GlobalCache(voxel_size_m=0.02, max_points=50_000)
+    cache.merge(torch.rand((n, 3), generator=g), torch.rand((n, 3), generator=g), torch.rand(n, generator=g) + 0.1,
+                view_id=seed, viewpoint=[0.0, 0.0, float(seed)])
+    return cache
+
+
+def _assert_same(a: GlobalCache, b: GlobalCache) -> None:
+    for name in ("keys", "xyz", "rgb_half", "confidence", "count", "view_id", "reference_point"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_npz_names_must_agree_and_missing_file_is_named(tmp_path):
+    cache = _small_cache(1, 100)
+    with pytest.raises(InputError, match=r"path: expected a file name ending in \.npz"):
+        save_cache_npz(cache, tmp_path / "x")
+    with pytest.raises(InputError, match=r"path: expected a file name ending in \.npz"):
+        load_cache_npz(tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary
+    save_cache_npz(cache, str(tmp_path / "x.npz"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
+    _assert_same(load_cache_npz(str(tmp_path / "x.npz")), cache)
+    with pytest.raises(InputError, match=r"path: no such file: .*missing\.npz"):
+        load_cache_npz(tmp_path / "missing.npz")
+
+
+def test_truncated_and_corrupt_npz_are_rejected(tmp_path):
+    import zipfile
+
+    save_cache_npz(_small_cache(2), tmp_path / "good.npz")
+    data = (tmp_path / "good.npz").read_bytes()
+    bad = tmp_path / "bad.npz"
+    for cut in (0, 10, len(data) // 3, len(data) // 2, len(data) - 200, len(data) - 1):
+        bad.write_bytes(data[:cut])
+        with pytest.raises(InputError, match="path: .*(truncated or corrupt|not a GlobalCache)"):
+            load_cache_npz(bad)
+    # one flipped byte inside each array's stored data: the zip CRC catches it
+    with zipfile.ZipFile(tmp_path / "good.npz") as z:
+        infos = [i for i in z.infolist() if i.file_size > 200]
+    assert len(infos) >= 5
+    for info in infos:
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        corrupt = bytearray(data)
+        corrupt[start + info.file_size // 2] ^= 0x5A
+        bad.write_bytes(bytes(corrupt))
+        with pytest.raises(InputError, match="path: .*truncated or corrupt"):
+            load_cache_npz(bad)
+
+
+def test_npz_contents_are_validated_by_field(tmp_path):
+    state = _small_cache(3, 300).state()
+    state.update(bounds_min=np.full(3, np.nan, np.float32), bounds_max=np.full(3, np.nan, np.float32))
+
+    def write(**changes) -> None:
+        s = {**state, "format": np.int64(1), **changes}
+        np.savez(tmp_path / "c.npz", **{k: v for k, v in s.items() if v is not None})
+
+    write()
+    assert len(load_cache_npz(tmp_path / "c.npz")) == len(state["keys"])
+    cases = [
+        ({"rgb": state["rgb"].astype(np.float32)}, "rgb: expected dtype float16"),
+        ({"confidence": state["confidence"][:-1]}, "confidence: expected shape"),
+        ({"xyz": state["xyz"][:, :2]}, "xyz: expected shape"),
+        ({"view_id": None}, "view_id: missing from"),
+        ({"keys": state["keys"][::-1].copy()}, "keys: .*not strictly increasing"),
+        ({"xyz": state["xyz"] + 1.0}, "keys: .*do not match the positions"),
+        ({"max_points": np.float64(2.5)}, "max_points: expected a scalar"),
+        ({"extra": np.zeros(2)}, "extra: unexpected array"),
+        ({"format": np.int64(7)}, "path: .*not a GlobalCache file"),
+    ]
+    for changes, match in cases:
+        write(**changes)
+        with pytest.raises(InputError, match=match):
+            load_cache_npz(tmp_path / "c.npz")
+
+
+_SAVE_LOOP = """
+import os, sys
+import torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[1])
+from test_cache_files import _small_cache
+from worldstereo_ros.io.cache_files import save_cache_npz
+versions = [_small_cache(v) for v in range(4)]
+path = sys.argv[2]
+print("ready", flush=True)
+for line in sys.stdin:  # one line = fork one writer, report its pid, wait until it is killed
+    pid = os.fork()
+    if pid == 0:
+        k = int(line)
+        while True:
+            save_cache_npz(versions[k % len(versions)], path)
+            k += 1
+    print(pid, flush=True)
+    os.waitpid(pid, 0)
+    print("dead", flush=True)
+"""
+
+
+def test_sigkill_during_saves_never_leaves_a_partial_file(tmp_path):
+    """A writer saving four cache versions in a loop is SIGKILLed at seeded random moments, 120 times
+    (forked from one started interpreter, so the test stays fast); after every kill the file either does
+    not exist yet or loads as one complete version."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    torch.set_num_threads(1)
+    versions = [_small_cache(v) for v in range(4)]
+    path = tmp_path / "cache.npz"
+    rng = np.random.default_rng(14)
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, str(Path(__file__).parent), str(path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        kills, seen, absent = 120, set(), 0
+        for round_ in range(kills):
+            proc.stdin.write(f"{round_}\n")
+            proc.stdin.flush()
+            pid = int(proc.stdout.readline())
+            time.sleep(float(rng.uniform(0.0, 0.03)))  # the random moment of the kill
+            os.kill(pid, signal.SIGKILL)
+            assert proc.stdout.readline().strip() == "dead"
+            if not path.exists():
+                absent += 1
+                continue
+            back = load_cache_npz(path)
+            version = int(back.view_id[0])
+            _assert_same(back, versions[version])
+            seen.add(version)
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    elapsed = time.monotonic() - start
+    leftovers = len(list(tmp_path.glob(".cache.npz.*.tmp")))
+    print(f"sigkill: {kills} kills, {kills - absent} complete files loaded ({len(seen)} versions seen), "
+          f"{absent} absent, {leftovers} kills landed mid-write (temp file left), {elapsed:.1f} s")
+    assert len(seen) == len(versions)  # the kills really landed across the save loop
+    assert leftovers > 0  # and some of them during a write, the case the atomic rename protects
+    assert elapsed < 20.0

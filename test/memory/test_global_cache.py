@@ -254,3 +254,67 @@ def test_bad_query_arguments():
         cache.radius_query([0.0, 0.0, 0.0], -1.0)
     with pytest.raises(InputError, match="voxel_size_m"):
         cache.voxel_downsampled(0.0)
+
+
+def test_readers_never_see_a_half_merged_cache():
+    """One thread merges (fusing, adding and evicting every time), two read radius / crop queries and
+    snapshots; every read must be one consistent merge state: equal lengths, within the budget, sorted keys
+    matching the positions, points inside the radius or box."""
+    import threading
+    import time
+
+    torch.set_num_threads(1)
+    voxel, budget = 0.05, 3000
+    cache = GlobalCache(voxel_size_m=voxel, max_points=budget)
+    n_merges, done, errors, checked = 150, threading.Event(), [], [0, 0]
+    start = time.monotonic()
+
+    def writer() -> None:
+        g = torch.Generator().manual_seed(5)
+        try:
+            for view in range(n_merges):
+                cache.merge(torch.rand((1500, 3), generator=g) * 2 - 1, torch.rand((1500, 3), generator=g),
+                            torch.rand(1500, generator=g) + 0.1, view_id=view)
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(repr(exc))
+        finally:
+            done.set()
+
+    def check(snap: GlobalCache) -> None:
+        n = snap.keys.shape[0]
+        lengths = {t.shape[0] for t in (snap.xyz, snap.rgb_half, snap.confidence, snap.count, snap.view_id)}
+        assert lengths == {n} and n <= budget, (lengths, n)
+        assert bool((snap.keys[1:] > snap.keys[:-1]).all())
+        assert torch.equal(pack_voxel_keys(torch.floor(snap.xyz / voxel).to(torch.int64)), snap.keys)
+
+    def reader(slot: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            while not done.is_set():
+                center, radius = rng.uniform(-1, 1, 3), float(rng.uniform(0.1, 0.6))
+                snap = cache.snapshot()
+                idx = snap.radius_query(center, radius)
+                check(snap)
+                d = (snap.xyz[idx] - torch.as_tensor(center, dtype=torch.float32)).norm(dim=1)
+                assert bool((d <= radius + 1e-5).all())
+                lo = rng.uniform(-1, 0, 3)
+                box = cache.crop(lo, lo + 0.8)
+                check(box)
+                assert bool(((box.xyz >= torch.as_tensor(lo, dtype=torch.float32))
+                             & (box.xyz <= torch.as_tensor(lo + 0.8, dtype=torch.float32))).all())
+                checked[slot] += 1
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader, args=(i, 10 + i))
+                                                   for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=5.0)
+    elapsed = time.monotonic() - start
+    assert not any(t.is_alive() for t in threads), "stress test did not finish in 5 s"
+    assert not errors, errors[:3]
+    assert min(checked) > 10, checked  # both readers really overlapped the merges
+    assert elapsed < 5.0 and len(cache) == budget
+    print(f"stress: {n_merges} merges, {sum(checked)} consistent reads in {elapsed:.2f} s")

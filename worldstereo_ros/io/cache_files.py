@@ -1,10 +1,21 @@
 """The global cache in files: ``.npz`` (every array and setting, lossless) and PLY (:mod:`worldstereo_ros.io.ply`:
 xyz float32, colours as 8-bit, plus ``confidence`` (float), ``count`` and ``view_id`` (int) per vertex, which
 any PLY reader shows as an ordinary coloured cloud).
+
+``.npz`` files are written atomically: into a temporary file in the destination folder, flushed and fsynced,
+renamed over the destination with ``os.replace`` and the folder fsynced, so after a crash or kill at any
+moment the destination is either the previous complete file, the new complete file, or absent. A kill
+mid-write can leave a ``.<name>.<random>.tmp`` file beside it; :func:`save_cache_npz` does not delete
+other writers' temporaries, so they may be removed by hand. Both :func:`save_cache_npz` and
+:func:`load_cache_npz` take the file name exactly as given and require it to end in ``.npz`` (numpy's own
+``savez`` would silently append the suffix, so ``save("x")`` and ``load("x")`` would name different files).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,33 +24,126 @@ import torch
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.io.ply import read_ply, write_ply
 from worldstereo_ros.memory.global_cache import GlobalCache
-from worldstereo_ros.memory.voxel_arrays import FIELDS
+from worldstereo_ros.memory.voxel_arrays import FIELDS, unpack_voxel_keys
 
 #: Version of the ``.npz`` layout; :func:`load_cache_npz` refuses others.
 NPZ_FORMAT = 1
 _OPTIONAL = ("bounds_min", "bounds_max", "reference_point")
+_SETTINGS = ("voxel_size_m", "max_points", "max_confidence")
+#: dtype and trailing shape of every per-point array (leading dimension: the number of points).
+_ARRAYS = {"keys": (np.int64, ()), "xyz": (np.float32, (3,)), "rgb": (np.float16, (3,)),
+           "confidence": (np.float32, ()), "count": (np.int32, ()), "view_id": (np.int32, ())}
+assert tuple(_ARRAYS) == FIELDS
+
+
+def _npz_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.suffix != ".npz":
+        raise InputError("path", f"expected a file name ending in .npz, got {str(p)!r}")
+    return p
 
 
 def save_cache_npz(cache: GlobalCache, path: str | Path) -> None:
-    """Write every array and setting of ``cache`` to an ``.npz`` file; :func:`load_cache_npz` restores it exactly.
+    """Write every array and setting of ``cache`` to the ``.npz`` file ``path`` atomically (module doc);
+    :func:`load_cache_npz` restores it exactly.
 
     Absent bounds and reference point are stored as NaN triples.
+
+    Raises:
+        InputError: ``path`` does not end in ``.npz``.
+        OSError: the folder is missing or not writable (the destination is then left as it was).
     """
-    state = cache.state()
+    target = _npz_path(path)
+    state = cache.snapshot().state()  # one merge state even while another thread merges
     none = np.full(3, np.nan, dtype=np.float32)
     for name in _OPTIONAL:
         state[name] = none if state[name] is None else state[name]
-    np.savez(Path(path), format=NPZ_FORMAT, **state)
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, format=np.int64(NPZ_FORMAT), **state)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    # the rename itself is only durable once the folder's entry is on disk
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _validated_state(f, path: Path) -> dict:
+    """The state in the open ``.npz`` ``f``, every name, dtype, shape and the voxel ordering checked."""
+    names = set(f.files)
+    if "format" not in names or f["format"].shape != () or int(f["format"]) != NPZ_FORMAT:
+        raise InputError("path", f"{path} is not a GlobalCache file (format {NPZ_FORMAT})")
+    missing = [n for n in (*FIELDS, *_SETTINGS, *_OPTIONAL) if n not in names]
+    if missing:
+        raise InputError(missing[0], f"missing from {path} (also missing: {', '.join(missing[1:]) or 'none'})")
+    unknown = sorted(names - {"format", *FIELDS, *_SETTINGS, *_OPTIONAL})
+    if unknown:
+        raise InputError(unknown[0], f"unexpected array in {path}")
+    state: dict = {}
+    n = None
+    for name, (dtype, tail) in _ARRAYS.items():
+        a = f[name]
+        if a.dtype != dtype:
+            raise InputError(name, f"expected dtype {np.dtype(dtype)} in {path}, got {a.dtype}")
+        n = a.shape[0] if n is None and a.ndim else n
+        if a.shape != (n, *tail):
+            raise InputError(name, f"expected shape ({n}, {', '.join(map(str, tail))}) like keys in {path}, "
+                                   f"got {a.shape}")
+        state[name] = a
+    for name, kind in zip(_SETTINGS, ("f", "i", "f")):
+        a = f[name]
+        if a.shape != () or a.dtype.kind != kind:
+            raise InputError(name, f"expected a scalar of kind {kind!r} in {path}, got {a.dtype} {a.shape}")
+        state[name] = a.item()
+    for name in _OPTIONAL:
+        a = f[name]
+        if a.shape != (3,) or a.dtype != np.float32:
+            raise InputError(name, f"expected (3,) float32 (NaN = none) in {path}, got {a.dtype} {a.shape}")
+        state[name] = None if np.isnan(a).all() else a
+    keys, xyz = state["keys"], state["xyz"]
+    if n and not bool((keys[1:] > keys[:-1]).all()):
+        raise InputError("keys", f"voxel keys in {path} are not strictly increasing")
+    if not (np.isfinite(xyz).all() and np.isfinite(state["confidence"]).all()):
+        raise InputError("xyz", f"non-finite positions or confidences in {path}")
+    if n and not 0 < state["voxel_size_m"] < np.inf:
+        raise InputError("voxel_size_m", f"expected a finite float > 0 in {path}, got {state['voxel_size_m']}")
+    if n:
+        # a fused point is a weighted mean of points in its voxel; float32 rounding may put it on the border
+        ijk = unpack_voxel_keys(torch.from_numpy(keys)).numpy()
+        off = np.abs(np.floor(xyz.astype(np.float64) / state["voxel_size_m"]) - ijk)
+        if off.max() > 1:
+            raise InputError("keys", f"voxel keys in {path} do not match the positions (off by up to "
+                                     f"{int(off.max())} voxels)")
+    return state
 
 
 def load_cache_npz(path: str | Path, device: str | torch.device = "cpu") -> GlobalCache:
-    """Read a cache written by :func:`save_cache_npz` onto ``device``."""
-    with np.load(Path(path)) as f:
-        if "format" not in f or int(f["format"]) != NPZ_FORMAT:
-            raise InputError("path", f"{path} is not a GlobalCache file (format {NPZ_FORMAT})")
-        state = {name: f[name] for name in (*FIELDS, "voxel_size_m", "max_points", "max_confidence")}
-        for name in _OPTIONAL:
-            state[name] = None if np.isnan(f[name]).all() else f[name]
+    """Read a cache written by :func:`save_cache_npz` onto ``device``.
+
+    Raises:
+        InputError: ``path`` does not end in ``.npz`` or does not exist (field ``path``); the file is truncated
+            or corrupt (field ``path``); an array is missing, or has the wrong dtype or length, or the keys are
+            unsorted or do not match the positions (the field is the array's name).
+    """
+    target = _npz_path(path)
+    if not target.is_file():
+        raise InputError("path", f"no such file: {target}")
+    try:
+        with np.load(target, allow_pickle=False) as f:
+            state = _validated_state(f, target)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, SyntaxError) as exc:
+        raise InputError("path", f"{target} is truncated or corrupt: {exc}") from exc
     return GlobalCache.from_state(state, device)
 
 

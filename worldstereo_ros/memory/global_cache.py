@@ -29,11 +29,18 @@ of the latest merge, or the centroid of its points when it gave none.
 Alignment is not the cache's job: callers register new geometry first (the pipeline's render-based Sim(3),
 :mod:`worldstereo_ros.pipeline.loop`). Files: :mod:`worldstereo_ros.io.cache_files` (``.npz``, lossless, and
 PLY), through :meth:`GlobalCache.state` / :meth:`GlobalCache.from_state` / :meth:`GlobalCache.fuse_records`.
+
+Threads: immutable snapshots swapped atomically. A writer (``merge``, ``fuse_records``, serialised by a
+per-cache lock so no merge is lost) builds the whole new ``VoxelArrays`` (fusion and eviction) aside, never
+writing into published tensors, and publishes it in one assignment; every query reads ``self._a`` once. Chosen
+over a lock that readers take too because the properties hand tensors out, which no lock can guard once
+returned. For several reads of one state (``radius_query`` then ``xyz``) query :meth:`GlobalCache.snapshot`.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,12 +50,13 @@ from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.projection import PointSet, equirect_depth_to_points
 from worldstereo_ros.geometry.render import RenderOutput, render_points
 from worldstereo_ros.memory.voxel_arrays import (
-    AXIS_BITS,
     AXIS_OFFSET,
     FIELDS,
     VoxelArrays,
+    evict,
     fuse,
     pack_voxel_keys,
+    radius_indices,
 )
 
 
@@ -97,9 +105,9 @@ class GlobalCache:
         max_confidence: cap of the accumulated confidence of a point (> 0, default no cap).
 
     Keys cover 2^20 voxels on each side of the origin (10.5 km at 1 cm); points beyond raise InputError.
-    The tensor properties are the cache's own arrays (``rgb`` excepted): treat them as read-only; the next
-    merge updates them in place or replaces them, and indices into them (``render``'s ``index``,
-    ``radius_query``) hold until then.
+    The tensor properties are the cache's own arrays (``rgb`` excepted): treat them as read-only. A merge
+    never writes into them but replaces them (module doc, Threads), so indices into them (``render``'s
+    ``index``, ``radius_query``) hold for the arrays of the same :meth:`snapshot`.
     """
 
     def __init__(self, voxel_size_m: float = 0.01, max_points: int = 5_000_000, bounds_min=None,
@@ -122,6 +130,7 @@ class GlobalCache:
             raise InputError("bounds_min", f"must not exceed bounds_max: {bounds_min} vs {bounds_max}")
         self.reference_point: torch.Tensor | None = None  # (3,) float32, world metres
         self._a = VoxelArrays.empty(self.device)
+        self._write_lock = threading.Lock()
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -166,11 +175,19 @@ class GlobalCache:
         """(M,) int32 id of the latest view that observed each point."""
         return self._a.view_id
 
+    def snapshot(self) -> "GlobalCache":
+        """A cache sharing the current arrays (no copy, O(1)): every query on it sees one merge state, whatever
+        other threads merge into this cache meanwhile. Merging into the snapshot leaves this cache alone."""
+        other = self._empty_like()
+        other._a = self._a
+        return other
+
     def memory_bytes(self) -> int:
         """Bytes held by the point arrays (38 per point) plus the small fixed state."""
         fixed = sum(t.numel() * t.element_size() for t in (self.bounds_min, self.bounds_max,
                                                            self.reference_point) if t is not None)
-        return sum(t.numel() * t.element_size() for t in self._a.tensors()) + fixed
+        a = self._a
+        return sum(t.numel() * t.element_size() for t in a.tensors()) + fixed
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -186,7 +203,8 @@ class GlobalCache:
     def copy(self) -> "GlobalCache":
         """An independent copy (arrays cloned)."""
         other = self._empty_like()
-        other._a = VoxelArrays(*[t.clone() for t in self._a.tensors()])
+        a = self._a
+        other._a = VoxelArrays(*[t.clone() for t in a.tensors()])
         return other
 
     def init_from_panorama(self, rgb, depth, T_world_cam=None, view_id: int = 0) -> MergeReport:
@@ -216,6 +234,7 @@ class GlobalCache:
         other.device, other.bounds_min, other.bounds_max = self.device, self.bounds_min, self.bounds_max
         other.reference_point = self.reference_point
         other._a = VoxelArrays.empty(self.device)
+        other._write_lock = threading.Lock()
         return other
 
     # ------------------------------------------------------------------ merge
@@ -290,51 +309,39 @@ class GlobalCache:
             xyz, rgb, confidence = xyz[keep], rgb[keep], confidence[keep]
             pixel = None if pixel is None else pixel[keep]
         n_dropped = n_input - xyz.shape[0]
+        reference = None
         if viewpoint is not None:
-            vp = torch.as_tensor(np.asarray(viewpoint, dtype=np.float32)).to(self.device)
-            if vp.shape != (3,) or not bool(torch.isfinite(vp).all()):
+            reference = torch.as_tensor(np.asarray(viewpoint, dtype=np.float32)).to(self.device)
+            if reference.shape != (3,) or not bool(torch.isfinite(reference).all()):
                 raise InputError("viewpoint", f"expected 3 finite numbers, got {viewpoint!r}")
-            self.reference_point = vp
-
-        if viewpoint is None and xyz.shape[0]:
-            self.reference_point = xyz.mean(dim=0)
-
+        elif xyz.shape[0]:
+            reference = xyz.mean(dim=0)
+        keys = self._voxel_keys(xyz)
         n = torch.ones(xyz.shape[0], dtype=torch.int32, device=self.device)
         view = torch.full((xyz.shape[0],), int(view_id), dtype=torch.int32, device=self.device)
-        n_fused, n_new = self._fuse(self._voxel_keys(xyz), xyz, rgb, confidence, n, view)
-        n_evicted = self._evict()
-        return MergeReport(n_input, n_dropped, n_fused, n_new, n_evicted, len(self))
+        with self._write_lock:
+            if reference is not None:
+                self.reference_point = reference
+            n_fused, n_new, n_evicted, n_points = self._fuse_and_publish(keys, xyz, rgb, confidence, n, view)
+        return MergeReport(n_input, n_dropped, n_fused, n_new, n_evicted, n_points)
 
-    def _fuse(self, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tensor, conf: torch.Tensor,
-              count: torch.Tensor, view: torch.Tensor) -> tuple[int, int]:
-        """Fuse per-point observations into the arrays (:func:`~worldstereo_ros.memory.voxel_arrays.fuse`);
-        returns (points fused into old voxels, new voxels)."""
-        self._a, n_fused, n_new = fuse(self._a, keys, xyz, rgb, conf, count, view, self.max_confidence)
-        return n_fused, n_new
-
-    def _evict(self) -> int:
-        """Drop points over the budget: lowest confidence first, then farthest from the reference."""
-        excess = len(self) - self.max_points
-        if excess <= 0:
-            return 0
-        conf = self._a.confidence
-        threshold = torch.kthvalue(conf.cpu(), excess).values.to(conf.device)
-        drop = conf < threshold
-        ties = torch.nonzero(conf == threshold).squeeze(1)
-        still = excess - int(drop.sum())
-        if still > 0:
-            ref = self.reference_point if self.reference_point is not None else torch.zeros(3)
-            dist = (self._a.xyz[ties] - ref.to(self.device)).norm(dim=1)
-            drop[ties[torch.topk(dist, still).indices]] = True
-        self._a = self._a.select(~drop)
-        return excess
+    def _fuse_and_publish(self, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tensor, conf: torch.Tensor,
+                          count: torch.Tensor, view: torch.Tensor) -> tuple[int, int, int, int]:
+        """Fuse per-point observations (:func:`~worldstereo_ros.memory.voxel_arrays.fuse`, which never writes
+        into its input arrays), apply the budget, then publish the result in one assignment. Call with the
+        write lock held. Returns (points fused into old voxels, new voxels, evicted, points afterwards)."""
+        a, n_fused, n_new = fuse(self._a, keys, xyz, rgb, conf, count, view, self.max_confidence)
+        a, n_evicted = evict(a, self.max_points, self.reference_point)
+        self._a = a
+        return n_fused, n_new, n_evicted, int(a.keys.shape[0])
 
     # ------------------------------------------------------------------ queries
     def render(self, K, T_cam_world, height: int, width: int, splat_px: int | str = 0,
                near_m: float = 1e-3) -> RenderOutput:
         """Render the cache into B views (see :func:`render_points`; ``"auto"`` uses the voxel size as
         the point spacing). ``index`` indexes the cache's arrays."""
-        return render_points(self._a.xyz, self.rgb, K, T_cam_world, height, width, splat_px=splat_px,
+        a = self._a
+        return render_points(a.xyz, a.rgb.to(torch.float32), K, T_cam_world, height, width, splat_px=splat_px,
                              near_m=near_m, point_spacing_m=self.voxel_size_m)
 
     def crop(self, bounds_min, bounds_max) -> "GlobalCache":
@@ -343,10 +350,11 @@ class GlobalCache:
         lo, hi = _bounds(bounds_min, "bounds_min"), _bounds(bounds_max, "bounds_max")
         if lo is None or hi is None:
             raise InputError("bounds_min", "crop needs both bounds_min and bounds_max")
-        inside = ((self._a.xyz >= lo.to(self.device)) & (self._a.xyz <= hi.to(self.device))).all(dim=1)
+        a = self._a
+        inside = ((a.xyz >= lo.to(self.device)) & (a.xyz <= hi.to(self.device))).all(dim=1)
         other = self._empty_like()
         other.bounds_min, other.bounds_max = lo, hi
-        other._a = self._a.select(inside)
+        other._a = a.select(inside)
         return other
 
     def confidence_at(self, xyz) -> torch.Tensor:
@@ -356,13 +364,14 @@ class GlobalCache:
         if p.ndim != 2 or p.shape[1] != 3:
             raise InputError("xyz", f"expected shape (N, 3), got {tuple(p.shape)}")
         out = torch.zeros(p.shape[0], dtype=torch.float32, device=self.device)
-        m = len(self)
+        a = self._a
+        m = int(a.keys.shape[0])
         if m == 0 or p.shape[0] == 0:
             return out
         keys = self._voxel_keys(p)
-        pos = torch.searchsorted(self._a.keys, keys).clamp_(max=m - 1)
-        found = self._a.keys[pos] == keys
-        out[found] = self._a.confidence[pos[found]]
+        pos = torch.searchsorted(a.keys, keys).clamp_(max=m - 1)
+        found = a.keys[pos] == keys
+        out[found] = a.confidence[pos[found]]
         return out
 
     def radius_query(self, center, radius_m: float) -> torch.Tensor:
@@ -372,19 +381,7 @@ class GlobalCache:
             raise InputError("center", f"expected 3 finite numbers, got {center!r}")
         if not (isinstance(radius_m, (int, float)) and 0 <= radius_m < math.inf):
             raise InputError("radius_m", f"expected a finite float >= 0, got {radius_m!r}")
-        c = c.to(self.device)
-        # keys sort by x first: only the slab of voxels whose x overlaps the sphere needs a check (one
-        # voxel wider on each side, for float32 rounding at voxel borders)
-        x_lo = math.floor((float(c[0]) - radius_m) / self.voxel_size_m) + AXIS_OFFSET - 1
-        x_hi = math.floor((float(c[0]) + radius_m) / self.voxel_size_m) + AXIS_OFFSET + 2
-        if x_lo >= (1 << AXIS_BITS) or x_hi <= 0:
-            return torch.empty(0, dtype=torch.int64, device=self.device)
-        slab = torch.tensor([max(x_lo, 0), min(x_hi, (1 << AXIS_BITS) - 1)], device=self.device)
-        start, stop = torch.searchsorted(self._a.keys, slab << (2 * AXIS_BITS)).tolist()
-        if x_hi >= (1 << AXIS_BITS):
-            stop = len(self)
-        d2 = (self._a.xyz[start:stop] - c).square().sum(dim=1)
-        return torch.nonzero(d2 <= radius_m * radius_m).squeeze(1) + start
+        return radius_indices(self._a, c.to(self.device), float(radius_m), self.voxel_size_m)
 
     def voxel_downsampled(self, voxel_size_m: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Confidence-weighted means on a coarser grid: (xyz (K, 3) float32, rgb (K, 3) float32).
@@ -393,13 +390,15 @@ class GlobalCache:
         """
         if not (isinstance(voxel_size_m, (int, float)) and 0 < voxel_size_m < math.inf):
             raise InputError("voxel_size_m", f"expected a finite float > 0, got {voxel_size_m!r}")
-        if voxel_size_m <= self.voxel_size_m or len(self) == 0:
-            return self._a.xyz.clone(), self.rgb
-        _, inverse = torch.unique(self._voxel_keys(self._a.xyz, voxel_size_m), return_inverse=True)
+        a = self._a
+        rgb = a.rgb.to(torch.float32)
+        if voxel_size_m <= self.voxel_size_m or a.keys.shape[0] == 0:
+            return a.xyz.clone(), rgb
+        _, inverse = torch.unique(self._voxel_keys(a.xyz, voxel_size_m), return_inverse=True)
         k = int(inverse.max()) + 1
-        w = self._a.confidence[:, None]
+        w = a.confidence[:, None]
         sums = torch.zeros((k, 7), dtype=torch.float32, device=self.device)
-        sums.index_add_(0, inverse, torch.cat([self._a.xyz * w, self.rgb * w, w], dim=1))
+        sums.index_add_(0, inverse, torch.cat([a.xyz * w, rgb * w, w], dim=1))
         return sums[:, 0:3] / sums[:, 6:7], sums[:, 3:6] / sums[:, 6:7]
 
     # ------------------------------------------------------------------ state (for io.cache_files)
@@ -409,7 +408,8 @@ class GlobalCache:
         Keys: :data:`FIELDS` (the per-point arrays, see the module doc), ``voxel_size_m``, ``max_points``,
         ``max_confidence``, ``bounds_min``, ``bounds_max``, ``reference_point`` ((3,) float32 or None).
         """
-        out: dict = {name: t.cpu().numpy() for name, t in zip(FIELDS, self._a.tensors())}
+        a = self._a
+        out: dict = {name: t.cpu().numpy() for name, t in zip(FIELDS, a.tensors())}
         out.update(voxel_size_m=self.voxel_size_m, max_points=self.max_points, max_confidence=self.max_confidence,
                    bounds_min=None if self.bounds_min is None else self.bounds_min.numpy(),
                    bounds_max=None if self.bounds_max is None else self.bounds_max.numpy(),
@@ -443,7 +443,8 @@ class GlobalCache:
         """
         keep = torch.isfinite(xyz).all(dim=1) & (confidence > 0)
         dev = self.device
-        self._fuse(self._voxel_keys(xyz[keep].to(dev)), xyz[keep].to(dev, torch.float32),
-                   rgb[keep].to(dev, torch.float32), confidence[keep].to(dev, torch.float32),
-                   count[keep].to(dev, torch.int32), view_id[keep].to(dev, torch.int32))
-        self._evict()
+        keys = self._voxel_keys(xyz[keep].to(dev))
+        with self._write_lock:
+            self._fuse_and_publish(keys, xyz[keep].to(dev, torch.float32), rgb[keep].to(dev, torch.float32),
+                                   confidence[keep].to(dev, torch.float32), count[keep].to(dev, torch.int32),
+                                   view_id[keep].to(dev, torch.int32))

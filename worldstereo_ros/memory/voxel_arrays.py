@@ -1,9 +1,10 @@
 """The storage of the global cache: int64 voxel keys and the per-point arrays sorted by them, and the one
-fusion step that merges new observations into those arrays (rule in :mod:`worldstereo_ros.memory.global_cache`).
+fusion and eviction steps that make new arrays from them (rules in :mod:`worldstereo_ros.memory.global_cache`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,7 +65,8 @@ def fuse(a: VoxelArrays, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tenso
     ``keys`` (N,) int64 voxel keys of ``xyz`` (N, 3) float32 metres; ``rgb`` (N, 3) float32 in [0, 1];
     ``conf`` (N,) float32 > 0; ``count`` (N,) int32 observations per input point, ``view`` (N,) int32 view ids
     (the largest id of a voxel's new points wins within one call). Confidences are capped at
-    ``max_confidence``. ``a`` is updated in place where voxels exist; new voxels give new arrays.
+    ``max_confidence``. ``a`` is never written to (readers on other threads may hold it, see
+    :mod:`worldstereo_ros.memory.global_cache`): the result is new arrays, sharing unchanged ones with ``a``.
     """
     if keys.numel() == 0:
         return a, 0, 0
@@ -84,6 +86,8 @@ def fuse(a: VoxelArrays, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tenso
                                                                                     device=keys.device)
     n_fused = 0
     if bool(found.any()):
+        # copy-on-write: the published arrays stay as they were (``keys`` does not change here)
+        a = VoxelArrays(a.keys, *[t.clone() for t in a.tensors()[1:]])
         rows = pos[found]
         s = sums[found]
         c_old = a.confidence[rows]
@@ -117,3 +121,39 @@ def fuse(a: VoxelArrays, keys: torch.Tensor, xyz: torch.Tensor, rgb: torch.Tenso
     out = VoxelArrays(*[torch.cat([old, extra]).index_select(0, source)
                         for old, extra in zip(a.tensors(), added.tensors())])
     return out, n_fused, k
+
+
+def evict(a: VoxelArrays, max_points: int, reference: torch.Tensor | None) -> tuple[VoxelArrays, int]:
+    """``a`` without the points over ``max_points`` (lowest confidence first, then, among equal confidences,
+    farthest from ``reference`` (3,) float32 world metres, the origin if None), and how many were dropped.
+    ``a`` is not written to."""
+    excess = int(a.keys.shape[0]) - max_points
+    if excess <= 0:
+        return a, 0
+    conf = a.confidence
+    threshold = torch.kthvalue(conf.cpu(), excess).values.to(conf.device)
+    drop = conf < threshold
+    ties = torch.nonzero(conf == threshold).squeeze(1)
+    still = excess - int(drop.sum())
+    if still > 0:
+        ref = reference if reference is not None else torch.zeros(3)
+        dist = (a.xyz[ties] - ref.to(conf.device)).norm(dim=1)
+        drop[ties[torch.topk(dist, still).indices]] = True
+    return a.select(~drop), excess
+
+
+def radius_indices(a: VoxelArrays, center: torch.Tensor, radius_m: float, voxel_size_m: float) -> torch.Tensor:
+    """Indices (K,) int64, ascending, of the points of ``a`` within ``radius_m`` of ``center`` (3,) float32
+    metres, on ``a``'s device; ``voxel_size_m`` is the edge the keys were made with."""
+    # keys sort by x first: only the slab of voxels whose x overlaps the sphere needs a check (one
+    # voxel wider on each side, for float32 rounding at voxel borders)
+    x_lo = math.floor((float(center[0]) - radius_m) / voxel_size_m) + AXIS_OFFSET - 1
+    x_hi = math.floor((float(center[0]) + radius_m) / voxel_size_m) + AXIS_OFFSET + 2
+    if x_lo >= (1 << AXIS_BITS) or x_hi <= 0:
+        return torch.empty(0, dtype=torch.int64, device=a.keys.device)
+    slab = torch.tensor([max(x_lo, 0), min(x_hi, (1 << AXIS_BITS) - 1)], device=a.keys.device)
+    start, stop = torch.searchsorted(a.keys, slab << (2 * AXIS_BITS)).tolist()
+    if x_hi >= (1 << AXIS_BITS):
+        stop = int(a.keys.shape[0])
+    d2 = (a.xyz[start:stop] - center).square().sum(dim=1)
+    return torch.nonzero(d2 <= radius_m * radius_m).squeeze(1) + start
