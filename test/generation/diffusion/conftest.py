@@ -27,3 +27,14 @@ def tiny_release(tmp_path_factory):
     from worldstereo_ros.generation.diffusion.tiny import write_tiny_release
 
     return write_tiny_release(tmp_path_factory.mktemp("ws_release"), ("memory-dmd", "camera"), nframe=5)
+
+
+@pytest.fixture()
+def peer():
+    """The imagination-node tests' spun peer node (DDS tests only: rclpy is imported when a test asks for it)."""
+    pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
+    from test_imagination_node import Peer  # lazy: only the DDS tests need rclpy
+
+    p = Peer()
+    yield p
+    p.close()

@@ -12,17 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ros"))  # the node
 
 from node_processes import start_module, stop  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
-from test_imagination_node import Camera, Peer, _node_args, _straight_path  # noqa: E402
+from test_imagination_node import Camera, _node_args, _straight_path  # noqa: E402
 
 from worldstereo_ros.action import Imagine  # noqa: E402
 from worldstereo_ros.msg import CandidatePath  # noqa: E402
-
-
-@pytest.fixture()
-def peer():
-    p = Peer()
-    yield p
-    p.close()
 
 
 def test_node_serves_a_request_with_the_worldstereo_backend(peer, tiny_release):

@@ -25,13 +25,6 @@ from worldstereo_ros.ros.conversions.transforms import make_transform_stamped  #
 
 
 @pytest.fixture()
-def peer():
-    p = Peer()
-    yield p
-    p.close()
-
-
-@pytest.fixture()
 def depth_model(tmp_path):
     from worldstereo_ros.generation.diffusion.tiny import write_tiny_depth_model
 
