@@ -17,8 +17,6 @@ THRESHOLDS_M = (0.02, 0.05, 0.10)
 SECTIONS = ("geometry", "camera", "consistency", "fill", "fidelity", "stereo", "speed")
 #: The report split of the shared 7-Scenes data (its README): the bench's default frame range.
 REPORT_FRAMES = (200, 299)
-#: Backends whose frames are the cache rendered at exactly the commanded pose wherever it covers the view.
-CACHE_RENDER_BACKENDS = ("render_fill",)
 
 
 def parse_frames(text: str | None) -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ from worldstereo_ros.datasets.procedural_scene import build_scene, procedural_sn
 from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, RgbdFrame
 from worldstereo_ros.datasets.tum_rgbd import TumSequence
 from worldstereo_ros.errors import InputError, WorldStereoError
-from worldstereo_ros.evaluation.bench_config import CACHE_RENDER_BACKENDS, THRESHOLDS_M, BenchConfig, BenchResults
+from worldstereo_ros.evaluation.bench_config import THRESHOLDS_M, BenchConfig, BenchResults
 from worldstereo_ros.evaluation.camera_accuracy import estimate_path, path_errors
 from worldstereo_ros.evaluation.consistency import consistency_rows, room_checks, sequence_checks
 from worldstereo_ros.evaluation.fill_protocol import fill_rows, protocol_pairs
@@ -32,13 +32,11 @@ from worldstereo_ros.snapshot import Snapshot
 
 
 def frames_are_cache_renders(backend: str) -> bool:
-    """Whether ``backend``'s frames are renders of the cache (a class attribute ``frames_are_cache_renders``
-    decides when the backend sets one; else :data:`CACHE_RENDER_BACKENDS`)."""
+    """Whether ``backend``'s frames are renders of the cache (its class attribute ``frames_are_cache_renders``)."""
     try:
-        flag = getattr(resolve_backend(backend), "frames_are_cache_renders", None)
-    except WorldStereoError:  # unknown or not importable here: fall back to the table
-        flag = None
-    return bool(flag) if flag is not None else backend in CACHE_RENDER_BACKENDS
+        return bool(getattr(resolve_backend(backend), "frames_are_cache_renders", False))
+    except WorldStereoError:  # unknown or not importable here: nothing says its frames are renders
+        return False
 
 
 def _pipeline_config(backend: str, seed: int, **kw):

@@ -185,6 +185,9 @@ class Generator(abc.ABC):
     #: Whether the backend reads ``references`` (spatial-stereo memory); the pipeline skips
     #: retrieval for backends that don't.
     uses_references: bool = True
+    #: True when every frame is the cache rendered at exactly the requested pose wherever the cache covers the
+    #: view (camera-accuracy checks cannot fail for such a backend)
+    frames_are_cache_renders: bool = False
 
     #: Device the backend computes on (instances set their own).
     device: torch.device = torch.device("cpu")

@@ -61,7 +61,6 @@ from worldstereo_ros.generation.base import (
     GenerationRequest,
     Generator,
     Reference,
-    register_backend,
 )
 from worldstereo_ros.geometry.inpaint import telea_inpaint
 from worldstereo_ros.geometry.render import render_points
@@ -72,7 +71,6 @@ _FAR = torch.iinfo(torch.int64).max // 4  # "no candidate" distance (stays posit
 COLOUR_FILLS = ("inpaint", "mirror")
 
 
-@register_backend
 class RenderFillGenerator(Generator):
     """Cache render + reference reprojection + temporal carry-over + far-side completion (module doc).
 
@@ -112,6 +110,7 @@ class RenderFillGenerator(Generator):
 
     name = "render_fill"
     uses_references = True
+    frames_are_cache_renders = True
 
     def __init__(self, ssm: bool = True, temporal: bool = True, reference_splat_px: int = 1,
                  temporal_splat_px: int = 1, occluder_tolerance: float = 0.1, edge_tolerance: float = 0.1,

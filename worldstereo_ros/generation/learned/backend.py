@@ -33,7 +33,6 @@ from worldstereo_ros.generation.base import (
     GenerationRequest,
     Generator,
     Reference,
-    register_backend,
 )
 from worldstereo_ros.generation.learned.conditioning import build_input, reproject_points
 from worldstereo_ros.generation.learned.model import clamp_to_support, pad_to_multiple
@@ -44,7 +43,6 @@ _OPTIONS = ("model_path", "ssm", "temporal", "temporal_min_confidence", "support
             "threads", "device")
 
 
-@register_backend
 class LearnedGenerator(Generator):
     """FillNet over the cache render and the references (module doc).
 
