@@ -180,7 +180,7 @@ class RenderFillGenerator(Generator):
                     filled = layer.mask[0] & ~valid
                     valid = self._fill_from(layer, valid, rgb, depth)
                     detail = valid if self.reference_detail else filled
-                    self._pull_reference_colours(request.references[i], K, T_wc_all[i], depth, detail, rgb)
+                    self.pull_reference_colours(request.references[i], K, T_wc_all[i], depth, detail, rgb)
             t1 = time.perf_counter()
             timings["ssm"] += t1 - t0
 
@@ -239,7 +239,7 @@ class RenderFillGenerator(Generator):
             return pts[0], cols[0]
         return torch.cat(pts), torch.cat(cols)
 
-    def _pull_reference_colours(self, references: list[Reference], K: torch.Tensor, T_world_cam: np.ndarray,
+    def pull_reference_colours(self, references: list[Reference], K: torch.Tensor, T_world_cam: np.ndarray,
                                 depth: torch.Tensor, mask: torch.Tensor, rgb: torch.Tensor) -> None:
         """Resample the references' images at the 3D correspondences of the ``mask`` pixels, in place.
 

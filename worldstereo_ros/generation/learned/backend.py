@@ -168,7 +168,7 @@ class LearnedGenerator(Generator):
         rgb_t = torch.from_numpy(rgb.copy()).to(self.device)
         depth_t = torch.from_numpy(np.nan_to_num(np.asarray(depth, np.float32))).to(self.device)
         mask = torch.from_numpy(observed).to(self.device) & (depth_t > 0)
-        self._detail._pull_reference_colours(references, torch.as_tensor(K, device=self.device), T_world_cam,
+        self._detail.pull_reference_colours(references, torch.as_tensor(K, device=self.device), T_world_cam,
                                              depth_t, mask, rgb_t)
         return rgb_t.cpu().numpy()
 
