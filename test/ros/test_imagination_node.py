@@ -161,6 +161,7 @@ class Camera:
 
     def publish(self, rgb=None, depth=None, info=True, encoding=None) -> None:
         stamp = self.node.get_clock().now().to_msg()
+        self.last_stamp = stamp
         header = Header(stamp=stamp, frame_id="camera_optical")
         self.tf.send([make_transform_stamped("map", "base_link", self.T_world_base, stamp)])
         rgb = self.snap.rgb if rgb is None else rgb

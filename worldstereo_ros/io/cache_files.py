@@ -1,4 +1,5 @@
-"""The global cache in files: ``.npz`` (every array and setting, lossless) and PLY (:mod:`worldstereo_ros.io.ply`:
+"""The global cache and the memory bank in files: ``.npz`` (every array and setting, lossless) and, for the
+cache, PLY (:mod:`worldstereo_ros.io.ply`:
 xyz float32, colours as 8-bit, plus ``confidence`` (float), ``count`` and ``view_id`` (int) per vertex, which
 any PLY reader shows as an ordinary coloured cloud).
 
@@ -9,6 +10,9 @@ mid-write can leave a ``.<name>.<random>.tmp`` file beside it; :func:`save_cache
 other writers' temporaries, so they may be removed by hand. Both :func:`save_cache_npz` and
 :func:`load_cache_npz` take the file name exactly as given and require it to end in ``.npz`` (numpy's own
 ``savez`` would silently append the suffix, so ``save("x")`` and ``load("x")`` would name different files).
+:func:`save_bank_npz` / :func:`load_bank_npz` do the same for a
+:class:`~worldstereo_ros.memory.memory_bank.MemoryBank`: settings, keyframe ids, pins and trajectory ids, and
+each keyframe's rgb, depth, pointmap, K and pose, every dtype, shape and value range checked on load.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import torch
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.io.ply import read_ply, write_ply
 from worldstereo_ros.memory.global_cache import GlobalCache
+from worldstereo_ros.memory.memory_bank import MemoryBank
+from worldstereo_ros.memory.types import Keyframe
 from worldstereo_ros.memory.voxel_arrays import FIELDS, unpack_voxel_keys
 
 #: Version of the ``.npz`` layout; :func:`load_cache_npz` refuses others.
@@ -58,11 +64,16 @@ def save_cache_npz(cache: GlobalCache, path: str | Path) -> None:
     none = np.full(3, np.nan, dtype=np.float32)
     for name in _OPTIONAL:
         state[name] = none if state[name] is None else state[name]
+    _atomic_savez(target, format=np.int64(NPZ_FORMAT), **state)
+
+
+def _atomic_savez(target: Path, **arrays) -> None:
+    """``np.savez`` of ``arrays`` into ``target`` through a temporary file, fsync and rename (module doc)."""
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, format=np.int64(NPZ_FORMAT), **state)
+            np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -176,3 +187,112 @@ def load_cache_ply(path: str | Path, **kwargs) -> GlobalCache:
     cache.fuse_records(torch.from_numpy(xyz), rgb_t, attr("confidence", 1.0, torch.float32),
                        attr("count", 1, torch.int32), attr("view_id", 0, torch.int32))
     return cache
+
+
+#: Version of the memory bank's ``.npz`` layout; :func:`load_bank_npz` refuses others.
+BANK_FORMAT = 1
+#: per keyframe ``k<i>.<name>``: dtype and shape (H, W from its depth)
+_KEYFRAME_ARRAYS = {"rgb": (np.float32, ("H", "W", 3)), "depth": (np.float32, ("H", "W")),
+                    "pointmap": (np.float32, ("H", "W", 3)), "K": (np.float64, (3, 3)),
+                    "T_world_cam": (np.float64, (4, 4))}
+
+
+def save_bank_npz(bank: MemoryBank, path: str | Path) -> None:
+    """Write ``bank`` (settings, keyframes in order, pins) to the ``.npz`` file ``path`` atomically (module
+    doc); :func:`load_bank_npz` restores it.
+
+    Raises:
+        InputError: ``path`` does not end in ``.npz``.
+        OSError: the folder is missing or not writable (the destination is then left as it was).
+    """
+    target = _npz_path(path)
+    frames = list(bank)
+    pinned = set(bank.pinned_ids)
+    settings = bank.settings()
+    arrays = {"format": np.int64(BANK_FORMAT), "capacity": np.int64(settings["capacity"]),
+              "near_m": np.float64(settings["near_m"]),
+              "far_m": np.float64(np.nan if settings["far_m"] is None else settings["far_m"]),
+              "samples": np.int64(settings["samples"]), "seed": np.int64(settings["seed"]),
+              "ids": np.array([kf.keyframe_id for kf in frames], dtype=np.int64),
+              "pinned": np.array([kf.keyframe_id in pinned for kf in frames], dtype=bool),
+              "trajectory_ids": np.array([kf.trajectory_id for kf in frames], dtype=np.str_).reshape(len(frames))}
+    for i, kf in enumerate(frames):
+        for name, (dtype, _) in _KEYFRAME_ARRAYS.items():
+            arrays[f"k{i}.{name}"] = np.asarray(getattr(kf, name), dtype=dtype)
+    _atomic_savez(target, **arrays)
+
+
+def _scalar(f, name: str, kind: str, path: Path):
+    a = f[name]
+    if a.shape != () or a.dtype.kind != kind:
+        raise InputError(name, f"expected a scalar of kind {kind!r} in {path}, got {a.dtype} {a.shape}")
+    return a.item()
+
+
+def _bank_from_file(f, path: Path) -> MemoryBank:
+    names = set(f.files)
+    if "format" not in names or f["format"].shape != () or int(f["format"]) != BANK_FORMAT:
+        raise InputError("path", f"{path} is not a MemoryBank file (format {BANK_FORMAT})")
+    head = ("capacity", "near_m", "far_m", "samples", "seed", "ids", "pinned", "trajectory_ids")
+    missing = [n for n in head if n not in names]
+    if missing:
+        raise InputError(missing[0], f"missing from {path}")
+    ids, pins, traj = f["ids"], f["pinned"], f["trajectory_ids"]
+    n = ids.shape[0] if ids.ndim == 1 else -1
+    for name, a, kind in (("ids", ids, "i"), ("pinned", pins, "b"), ("trajectory_ids", traj, "U")):
+        if a.shape != (n,) or a.dtype.kind != kind:
+            raise InputError(name, f"expected shape ({n},) of kind {kind!r} in {path}, got {a.dtype} {a.shape}")
+    if len(set(ids.tolist())) != n:
+        raise InputError("ids", f"duplicate keyframe ids in {path}")
+    expected = {"format", *head, *(f"k{i}.{name}" for i in range(n) for name in _KEYFRAME_ARRAYS)}
+    if names != expected:
+        odd = sorted(names ^ expected)
+        raise InputError(odd[0], f"{'missing from' if odd[0] in expected else 'unexpected array in'} {path}")
+    far = _scalar(f, "far_m", "f", path)
+    try:
+        bank = MemoryBank(_scalar(f, "capacity", "i", path), _scalar(f, "near_m", "f", path),
+                          None if np.isnan(far) else far, _scalar(f, "samples", "i", path),
+                          _scalar(f, "seed", "i", path))
+    except InputError as err:
+        raise InputError(err.field, f"{err.problem} (in {path})") from None
+    if n > bank.capacity or int(pins.sum()) > bank.capacity:
+        raise InputError("ids", f"{n} keyframes ({int(pins.sum())} pinned) exceed capacity {bank.capacity} in {path}")
+    for i in range(n):
+        arrays = {}
+        depth = f[f"k{i}.depth"]
+        h, w = depth.shape if depth.ndim == 2 else (-1, -1)
+        for name, (dtype, shape) in _KEYFRAME_ARRAYS.items():
+            a = f[f"k{i}.{name}"]
+            want = tuple(h if d == "H" else w if d == "W" else d for d in shape)
+            if a.dtype != dtype or a.shape != want:
+                raise InputError(f"k{i}.{name}", f"expected {np.dtype(dtype)} {want} in {path}, "
+                                                 f"got {a.dtype} {a.shape}")
+            if not np.isfinite(a).all():
+                raise InputError(f"k{i}.{name}", f"non-finite values in {path}")
+            arrays[name] = a
+        if (arrays["depth"] < 0).any() or arrays["rgb"].min(initial=0.0) < 0 or arrays["rgb"].max(initial=0.0) > 1:
+            raise InputError(f"k{i}", f"depth < 0 or rgb outside [0, 1] in {path}")
+        kf = Keyframe(arrays["rgb"], arrays["depth"], arrays["pointmap"], arrays["K"], arrays["T_world_cam"],
+                      int(ids[i]), str(traj[i]))
+        bank.add(kf, pinned=bool(pins[i]))
+    return bank
+
+
+def load_bank_npz(path: str | Path) -> MemoryBank:
+    """Read a bank written by :func:`save_bank_npz`.
+
+    Raises:
+        InputError: ``path`` does not end in ``.npz`` or does not exist (field ``path``); the file is truncated
+            or corrupt (field ``path``); a setting or array is missing, of the wrong dtype or shape, or holds
+            non-finite or out-of-range values (the field is its name, e.g. ``k2.depth``).
+    """
+    target = _npz_path(path)
+    if not target.is_file():
+        raise InputError("path", f"no such file: {target}")
+    try:
+        with np.load(target, allow_pickle=False) as f:
+            return _bank_from_file(f, target)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, SyntaxError) as exc:
+        raise InputError("path", f"{target} is truncated or corrupt: {exc}") from exc

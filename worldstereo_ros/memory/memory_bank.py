@@ -90,6 +90,34 @@ class MemoryBank:
                 return kf
         raise InputError("keyframe_id", f"no keyframe {keyframe_id} in the bank (ids {self.ids})")
 
+    @property
+    def pinned_count(self) -> int:
+        """How many keyframes are pinned."""
+        return len(self._pinned)
+
+    @property
+    def pinned_ids(self) -> list[int]:
+        """Ids of the pinned keyframes, oldest first."""
+        return [kf.keyframe_id for kf in self._frames if kf.keyframe_id in self._pinned]
+
+    def copy(self) -> "MemoryBank":
+        """A new bank with the same settings, keyframes (shared, they are read-only) and pins. Safe to call
+        while another thread adds keyframes: it copies one consistent list (a list is swapped, not edited,
+        by :meth:`_remove`; ``add`` appends, which a copy sees whole or not at all)."""
+        frames, pinned = list(self._frames), set(self._pinned)
+        other = MemoryBank(self.capacity, self.near_m, self.far_m, self.samples, self.seed)
+        for kf in frames:
+            other._frames.append(kf)
+            other._far[kf.keyframe_id] = self._far.get(kf.keyframe_id) or other._keyframe_far(kf)
+            if kf.keyframe_id in pinned:
+                other._pinned.add(kf.keyframe_id)
+        return other
+
+    def settings(self) -> dict[str, float | int | None]:
+        """The constructor arguments (``capacity``, ``near_m``, ``far_m``, ``samples``, ``seed``)."""
+        return dict(capacity=self.capacity, near_m=self.near_m, far_m=self.far_m, samples=self.samples,
+                    seed=self.seed)
+
     def clear(self) -> None:
         """Forget every keyframe, pinned ones included."""
         self._frames.clear()

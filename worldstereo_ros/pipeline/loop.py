@@ -123,13 +123,37 @@ class ImaginationPipeline:
         self._next_keyframe_id = 0
         self._trajectories_done = 0
 
-    def initialize(self, snapshot: Snapshot) -> "ImaginationPipeline":
+    def adopt_memories(self, cache: GlobalCache, bank: MemoryBank) -> "ImaginationPipeline":
+        """Use ``cache`` and ``bank`` (e.g. restored from files) as this pipeline's memories; the next
+        :meth:`initialize` with ``keep_memories=True`` merges its snapshot into them. Keyframe ids continue
+        after the bank's largest. Returns self.
+
+        Raises:
+            InputError: ``cache`` is not a GlobalCache or its voxel size differs from ``voxel_size_m``, or
+                ``bank`` is not a MemoryBank.
+        """
+        if not isinstance(cache, GlobalCache):
+            raise InputError("cache", f"expected a GlobalCache, got {type(cache).__name__}")
+        if not isinstance(bank, MemoryBank):
+            raise InputError("bank", f"expected a MemoryBank, got {type(bank).__name__}")
+        if not math.isclose(cache.voxel_size_m, self.config.voxel_size_m):
+            raise InputError("cache", f"voxel size {cache.voxel_size_m} m differs from the config's "
+                                      f"voxel_size_m = {self.config.voxel_size_m} m")
+        self.cache, self.bank = cache, bank
+        self._next_keyframe_id = max(bank.ids, default=-1) + 1
+        self._trajectories_done = int(cache.view_id.max()) if len(cache) else 0
+        return self
+
+    def initialize(self, snapshot: Snapshot, keep_memories: bool = False) -> "ImaginationPipeline":
         """Start over from ``snapshot``: a fresh cache holding its back-projection, a fresh bank holding it as
-        the first (pinned) keyframe (pinhole snapshots only). Returns self."""
+        the first (pinned) keyframe (pinhole snapshots only). With ``keep_memories`` (and memories present,
+        e.g. from :meth:`adopt_memories`) the snapshot is merged into the existing cache and added to the
+        existing bank instead (pinned while the bank has room for another pinned keyframe). Returns self."""
         if not isinstance(snapshot, Snapshot):
             raise InputError("snapshot", f"expected a Snapshot, got {type(snapshot).__name__}")
         self.snapshot = snapshot
-        self._new_memories()
+        if not (keep_memories and self.cache is not None and self.bank is not None):
+            self._new_memories()
         valid = snapshot.depth[snapshot.depth > 0]
         self.depth_median_m = float(np.median(valid))
         T = torch.as_tensor(snapshot.T_world_cam)
@@ -143,7 +167,7 @@ class ImaginationPipeline:
         if self.config.memory == "ggm+ssm":
             kf = Keyframe.from_frame(snapshot.rgb, snapshot.depth, snapshot.K, snapshot.T_world_cam,
                                      self._take_keyframe_id(), "snapshot")
-            self.bank.add(kf, pinned=self.config.bank_capacity > 1)
+            self.bank.add(kf, pinned=self.bank.pinned_count + 1 < self.bank.capacity)
         return self
 
     def reset(self) -> "ImaginationPipeline":

@@ -8,10 +8,12 @@ become the ``imagine`` action's feedback and result.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
+import PIL.Image
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
@@ -36,8 +38,30 @@ if TYPE_CHECKING:  # the estimator module imports transformers: only a node with
 EstimateDepth = Callable[[np.ndarray, np.ndarray], "DepthEstimate"]
 
 
+def stamp_from_ns(stamp_ns: int) -> Time:
+    """builtin_interfaces/Time of a stamp in integer nanoseconds (>= 0)."""
+    return Time(sec=int(stamp_ns) // 10**9, nanosec=int(stamp_ns) % 10**9)
+
+
+def image_pixels(image, compressed: bool) -> int:
+    """width x height of an Image (its header fields) or a CompressedImage (read from the JPEG/PNG header
+    alone, without decoding the pixels), so a size limit is checked before any pixel buffer is allocated.
+
+    Raises:
+        InputError (field ``image``): a compressed payload whose header names no image size.
+    """
+    if not compressed:
+        return int(image.width) * int(image.height)
+    try:
+        with PIL.Image.open(io.BytesIO(bytes(image.data))) as probe:  # parses the header only
+            width, height = probe.size
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as err:
+        raise InputError("image", f"compressed image: no readable size in its header ({err})") from None
+    return int(width) * int(height)
+
+
 def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed: bool, frame_id: str,
-                        estimate_depth: EstimateDepth | None = None) -> Snapshot:
+                        estimate_depth: EstimateDepth | None = None, max_pixels: int | None = None) -> Snapshot:
     """A validated Snapshot from one synced (image, depth, camera_info) triple, or an RGB-only pair.
 
     Args:
@@ -47,9 +71,18 @@ def snapshot_from_frame(frame: SyncedFrame, T_world_cam: np.ndarray, compressed:
         frame_id: the camera's optical frame name, kept in the snapshot.
         estimate_depth: gives an RGB-only frame its depth (metres, or relative: then the snapshot's
             ``depth_is_metric`` is False); required when ``frame.depth`` is None.
+        max_pixels: largest width x height of the image and of the depth image, checked before decoding;
+            None = no limit.
     Raises:
         WorldStereoError (InputError / ConversionError) naming the field and the problem.
     """
+    if max_pixels is not None:
+        sizes = [("image", image_pixels(frame.image, compressed))]
+        if frame.depth is not None:
+            sizes.append(("depth", image_pixels(frame.depth, False)))
+        for name, pixels in sizes:
+            if pixels > max_pixels:
+                raise InputError(name, f"{pixels} pixels exceed max_image_pixels = {max_pixels}")
     rgb, depth, K = rgbd_from_messages(frame.image, frame.depth, frame.camera_info, compressed)
     if depth is None:
         if estimate_depth is None:
@@ -72,7 +105,8 @@ def imagined_view(path_id: str, index: int, count: int, rgb: np.ndarray, depth: 
             0 = unknown). imagined: (H, W) bool (mono8, 255 = imagined).
         T_world_cam: (4, 4) pose of the view's optical frame in ``fixed_frame`` (the message's ``pose``).
         K: (3, 3) intrinsics (the message's ``camera_info``).
-        stamp: the time of all headers.
+        stamp: the time of all headers: the stamp of the snapshot the view was imagined from, the same for
+            every view of a rollout (the view shows the world as that snapshot saw it).
         fixed_frame: frame of the message header and of ``pose``.
         camera_frame: frame of the images and the camera_info (the view's own optical frame when it is
             broadcast on TF, else ``fixed_frame``).

@@ -9,7 +9,20 @@ are generated, the cache after each request. Topics, QoS and parameters: README,
 RGB-only camera (``use_depth`` false): image + camera_info, depth from :mod:`~worldstereo_ros.ros.estimated_depth`.
 
 Threads: subscriptions and timers run in the executor; inference runs on one worker thread fed by a
-bounded request queue (``busy_policy`` queue | preempt), so camera callbacks never wait on it.
+bounded request queue (``busy_policy`` queue | preempt), so camera callbacks never wait on it
+(:mod:`~worldstereo_ros.ros.imagination_worker`). Outputs read the cache through immutable snapshots
+(:mod:`~worldstereo_ros.ros.imagination_outputs`); persistence: :mod:`~worldstereo_ros.ros.imagination_state`.
+
+Goals, bounded: an ``imagine`` goal is queued by ``_on_goal`` itself, or REJECTED there with a logged reason
+(limits, or the queue full), so the decision and the reservation are one step. The execute callback then
+waits for its request on an executor thread; at most ``queue_size`` + 1 goals can be in flight (one running,
+``queue_size`` waiting), and the executor has that many threads more than the sensors, timers, services and
+cancels need (:func:`executor_threads`), so waiting goals never starve them. (An ``async`` execute awaiting
+an rclpy Future was measured to busy-spin an executor thread in this rclpy: a pending coroutine task is
+resumed on every executor loop.) ``take_snapshot`` answers at once ("queued ...", or the refusal) and its
+job runs on the worker. ``destroy_node`` fails every queued request (their goals abort with "the node is
+shutting down"), cancels the running one and waits a bounded time for the worker and the goals
+(:data:`SHUTDOWN_TIMEOUT_S` each).
 """
 
 from __future__ import annotations
@@ -18,8 +31,6 @@ import collections
 import threading
 import time
 
-import numpy as np
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
@@ -30,32 +41,22 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from worldstereo_ros.action import Imagine
 from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.generation.base import create_backend
-from worldstereo_ros.geometry.trajectories import camera_poses_along_path
 from worldstereo_ros.msg import CandidatePaths, ImaginedView
-from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
 from worldstereo_ros.ros import parameters
-from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
-from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array, path_to_matrices
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.estimated_depth import EstimatedDepth
 from worldstereo_ros.ros.frame_sync import RGB_STREAMS, STREAMS, FrameSynchronizer
-from worldstereo_ros.ros.imagination_messages import (
-    imagine_feedback,
-    imagine_result,
-    imagined_view,
-    snapshot_from_frame,
-)
+from worldstereo_ros.ros.imagination_messages import imagine_result
+from worldstereo_ros.ros.imagination_outputs import TIMED_PARAMETERS, ImaginationOutputs
+from worldstereo_ros.ros.imagination_state import StatePersistence
+from worldstereo_ros.ros.imagination_worker import ImaginationWorker
 from worldstereo_ros.ros.node_main import run_node
-from worldstereo_ros.ros.request_queue import ImagineRequest, RequestError, RequestQueue
+from worldstereo_ros.ros.request_queue import ImagineRequest, RequestQueue
 from worldstereo_ros.ros.tf import TfBroadcaster, TfLookup, stamp_to_ns
-from worldstereo_ros.ros.transform_tree import TransformLookupError
-from worldstereo_ros.snapshot import Snapshot
 
 #: global_cache: like a latched map: late subscribers get the last cloud.
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -63,9 +64,35 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 #: imagined/views and imagined/poses: every view matters to a consumer that keeps up (reliable), no latching.
 VIEWS_QOS = QoSProfile(depth=30, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
                        history=HistoryPolicy.KEEP_LAST)
+#: Longest wait of ``destroy_node`` for the worker, and again for the goals still answering, seconds.
+SHUTDOWN_TIMEOUT_S = 4.0
+#: Executor threads besides the goals' (sensors, timers, request callbacks and services, cancels).
+BASE_THREADS = 4
 
 
-class ImaginationNode(Node):
+class _ImagineServer(ActionServer):
+    """The ``imagine`` action server, counting the result responses it has sent, so ``destroy_node`` can wait
+    (bounded) until the goals it aborted have reached their clients before the server goes away."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.results_sent = 0
+        self.results_cond = threading.Condition()
+        super().__init__(*args, **kwargs)
+
+    def _send_result_response(self, request_header, future) -> None:  # rclpy's hook for every result response
+        super()._send_result_response(request_header, future)
+        with self.results_cond:
+            self.results_sent += 1
+            self.results_cond.notify_all()
+
+
+def executor_threads(queue_size: int) -> int:
+    """Threads the node's MultiThreadedExecutor needs: one per goal that may wait (``queue_size`` + the
+    running one) plus :data:`BASE_THREADS` (module doc)."""
+    return queue_size + 1 + BASE_THREADS
+
+
+class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, Node):
     """See the module doc; parameters in :mod:`worldstereo_ros.ros.parameters`."""
 
     def __init__(self, **kwargs) -> None:
@@ -74,8 +101,13 @@ class ImaginationNode(Node):
         self._requests = RequestQueue()
         self._worker: threading.Thread | None = None
         self._action = None
+        self._state_dir = None
+        self._goal_requests: dict[int, tuple[object, ImagineRequest]] = {}
+        self._goals_running = 0
+        self._goals_ended = 0  # goals whose execute returned (their result is then sent by the action server)
+        self._goals_cond = threading.Condition()
         self.p = parameters.declare(self)
-        self.problems = ProblemLog(self.get_logger())
+        self.problems = ProblemLog(self.get_logger(), window_s=self.p["problem_window_s"])
         self.tf = TfLookup(self)
         self.tf_out = TfBroadcaster(self)
         self.sync = FrameSynchronizer(int(self.p["sync_tolerance_s"] * 1e9),
@@ -84,11 +116,15 @@ class ImaginationNode(Node):
         self._pipeline = None
         self._backend = None  # one generator instance for the warm-up and every request (see _shared_backend)
         self._snapshot = None
+        self._restored_memories = None  # (GlobalCache, MemoryBank) loaded from state_dir, until a snapshot
         self._cache_version = 0
         self._published_version = -1
         self._lock = threading.Lock()
         self.stats = collections.Counter()
         self.last_timings: dict[str, float] = {}
+        self._state_dir = self._init_state_dir()
+        if self.p["restore_on_start"]:
+            self._restore_state()
         self._warm_up()  # before any subscription, so no message waits behind it
 
         sensors = MutuallyExclusiveCallbackGroup()
@@ -114,16 +150,14 @@ class ImaginationNode(Node):
         self.pub_image = self.create_publisher(Image, "imagined/image", qos_profile_sensor_data)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(Trigger, "take_snapshot", self._on_take_snapshot, callback_group=requests)
-        self._action = ActionServer(self, Imagine, "imagine", execute_callback=self._execute_goal,
-                                    goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
-                                    callback_group=requests)
-        timers = MutuallyExclusiveCallbackGroup()
-        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics, callback_group=timers)
-        self.create_timer(0.5, self._publish_cache_if_needed, callback_group=timers)
-        if self.p["local_rate_hz"] > 0:
-            self.create_timer(1.0 / self.p["local_rate_hz"], self._publish_local_cache, callback_group=timers)
-        if self.p["snapshot_period_s"] > 0:
-            self.create_timer(self.p["snapshot_period_s"], self._periodic_snapshot, callback_group=timers)
+        self.create_service(Trigger, "save_state", self._on_save_state, callback_group=requests)
+        self._action = _ImagineServer(self, Imagine, "imagine", execute_callback=self._execute_goal,
+                                      goal_callback=self._on_goal,
+                                      cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=requests)
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._param_timers: dict[str, object] = {}
+        self.create_timer(0.5, self._publish_cache_if_needed, callback_group=self._timer_group)
+        self._rebuild_timers(TIMED_PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker = threading.Thread(target=self._work, name="imagination_worker", daemon=True)
         self._worker.start()
@@ -132,12 +166,20 @@ class ImaginationNode(Node):
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, params):
+        """Validate and apply a ``ros2 param set``: values are read at their next use; timers are rebuilt,
+        the synchroniser and the problem window updated (read-only parameters are refused by rclpy)."""
         try:
             updates = parameters.validate({p.name: p.value for p in params})
+            parameters.check_limits({**self.p, **updates})
         except WorldStereoError as err:
             return SetParametersResult(successful=False, reason=str(err))
         with self._lock:
             self.p.update(updates)
+        if "sync_tolerance_s" in updates:
+            self.sync.tolerance_ns = int(updates["sync_tolerance_s"] * 1e9)
+        if "problem_window_s" in updates:
+            self.problems.window_s = updates["problem_window_s"]
+        self._rebuild_timers([name for name in updates if name in TIMED_PARAMETERS])
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ inputs
@@ -155,15 +197,22 @@ class ImaginationNode(Node):
         if not msg.paths:
             self.problems.report("candidate_paths.empty", "candidate_paths: message holds no paths; ignored")
             return
+        if len(msg.paths) > self.p["max_paths_per_request"]:
+            self.problems.report("candidate_paths.too_many", f"candidate_paths: {len(msg.paths)} paths, more than "
+                                 f"max_paths_per_request = {self.p['max_paths_per_request']}; ignored")
+            return
         ids = [p.id or f"path_{i}" for i, p in enumerate(msg.paths)]
         self._submit(ImagineRequest(list(zip(ids, (p.path for p in msg.paths))), self.p["frames_per_path"]))
 
     def _on_take_snapshot(self, request, response):
-        job = ImagineRequest([], 0, new_snapshot=True)
-        self._submit(job)
-        job.done.wait(timeout=30.0)
-        response.success = bool(job.result.get("success", False))
-        response.message = str(job.result.get("message", "timed out waiting for the worker"))
+        """Queue a snapshot and answer at once: success = queued (the snapshot itself runs on the worker and
+        shows in /diagnostics and on global_cache), or the refusal's reason."""
+        refused = self._requests.offer(ImagineRequest([], 0, new_snapshot=True), self.p["busy_policy"],
+                                       self.p["queue_size"])
+        if refused:
+            self.problems.report("take_snapshot.refused", f"take_snapshot refused: {refused}")
+        response.success = refused is None
+        response.message = refused or f"queued a snapshot request ({len(self._requests)} waiting)"
         return response
 
     def _periodic_snapshot(self) -> None:
@@ -178,260 +227,99 @@ class ImaginationNode(Node):
             self.problems.report("request.dropped", "request queue full: dropped the oldest waiting request")
 
     # ------------------------------------------------------------------ action
-    def _on_goal(self, goal) -> GoalResponse:
+    def _goal_problem(self, goal) -> tuple[str, str] | None:
+        """(key, reason) why ``goal`` cannot be served within the limits, or None; nothing is allocated."""
+        p = self.p
         if not goal.paths:
-            self.problems.report("goal.empty", "imagine goal without paths rejected")
-            return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
+            return "goal.empty", "imagine goal without paths rejected"
+        if len(goal.paths) > p["max_paths_per_request"]:
+            return "goal.too_many_paths", (f"imagine goal rejected: {len(goal.paths)} paths, more than "
+                                           f"max_paths_per_request = {p['max_paths_per_request']}")
+        frames = int(goal.frames_per_path) or p["frames_per_path"]
+        if not 2 <= frames <= p["max_frames_per_path"]:
+            return "goal.frames_per_path", (f"imagine goal rejected: frames_per_path = {frames} outside "
+                                            f"2..max_frames_per_path = {p['max_frames_per_path']}")
+        for i, cp in enumerate(goal.paths):
+            if len(cp.path.poses) > p["max_poses_per_path"]:
+                return "goal.too_many_poses", (f"imagine goal rejected: paths[{i}] has {len(cp.path.poses)} poses, "
+                                               f"more than max_poses_per_path = {p['max_poses_per_path']}")
+        return None
+
+    def _on_goal(self, goal) -> GoalResponse:
+        """Accept ``goal`` by queueing its request now, or reject it with a logged reason (module doc)."""
+        problem = self._goal_problem(goal)
+        if problem is None:
+            ids = [cp.id or f"path_{i}" for i, cp in enumerate(goal.paths)]
+            frames = int(goal.frames_per_path) or self.p["frames_per_path"]
+            request = ImagineRequest(list(zip(ids, (cp.path for cp in goal.paths))), frames, bool(goal.new_snapshot))
+            refused = self._requests.offer(request, self.p["busy_policy"], self.p["queue_size"])
+            if refused is None:
+                with self._goals_cond:
+                    self._goal_requests[id(goal)] = (goal, request)
+                return GoalResponse.ACCEPT
+            problem = "goal.refused", f"imagine goal rejected: {refused}"
+        self.problems.report(*problem)
+        return GoalResponse.REJECT
 
     def _execute_goal(self, goal_handle):
+        """Wait (bounded: module doc) for the goal's request, forwarding feedback and cancels; end the goal."""
         goal = goal_handle.request
-        ids = [p.id or f"path_{i}" for i, p in enumerate(goal.paths)]
-        frames = int(goal.frames_per_path) or self.p["frames_per_path"]
-        request = ImagineRequest(list(zip(ids, (p.path for p in goal.paths))), frames, bool(goal.new_snapshot),
-                                 goal_handle)
-        self._submit(request)
-        while not request.done.wait(0.05):
-            if goal_handle.is_cancel_requested:
-                request.cancel.set()
-            if request.feedback:
-                goal_handle.publish_feedback(request.feedback.pop())
-        result = imagine_result(request.result)
-        if request.result.get("cancelled") and goal_handle.is_cancel_requested:
-            goal_handle.canceled()
-        elif result.success:
-            goal_handle.succeed()
-        else:
-            goal_handle.abort()
-        return result
-
-    # ------------------------------------------------------------------ snapshot
-    def _take_snapshot(self) -> None:
-        frame = self.sync.latest()
-        if frame is None:
-            waiting = self.sync.pending_streams()
-            raise RequestError("snapshot.no_frame", "no snapshot yet: " + (
-                f"nothing received on {', '.join(waiting)}" if waiting else
-                f"{', '.join(self.sync.streams)} never arrived within sync_tolerance_s={self.p['sync_tolerance_s']}"))
-        camera_frame = self.p["camera_frame"] or frame.image.header.frame_id
-        if not camera_frame:
-            raise RequestError("snapshot.frame_id", "the image has an empty header.frame_id and camera_frame is "
-                                                    "not set")
+        with self._goals_cond:
+            _, request = self._goal_requests.pop(id(goal), (None, None))
+            self._goals_running += 1
         try:
-            T_world_cam = self.tf.lookup(self.p["fixed_frame"], camera_frame, frame.stamp_ns, self.p["tf_timeout_s"])
-        except TransformLookupError as err:
-            raise RequestError("tf.camera", f"no camera pose for the snapshot: {err}") from None
-        try:
-            snapshot = snapshot_from_frame(frame, T_world_cam, self.p["use_compressed"], camera_frame,
-                                           estimate_depth=self._depth)
-        except WorldStereoError as err:
-            raise RequestError(f"snapshot.{getattr(err, 'field', 'input')}", f"snapshot rejected: {err}") from None
-        pipeline = self._pipeline_for(snapshot)
-        with self._lock:
-            pipeline.initialize(snapshot)
-            self._pipeline, self._snapshot = pipeline, snapshot
-            self._cache_version += 1
-        self.tf_out.send_static([self.tf_out.make(self.p["fixed_frame"], self.p["snapshot_frame"], T_world_cam,
-                                                  frame.image.header.stamp)])
-        self.stats["snapshots"] += 1
-
-    def _pipeline_for(self, snapshot: Snapshot) -> ImaginationPipeline:
-        p = self.p
-        sized = p["image_width"] and p["image_height"]
-        width, height = (p["image_width"], p["image_height"]) if sized else (None, None)
-        config = PipelineConfig(backend=p["backend"], memory=p["memory"], voxel_size_m=p["voxel_size_m"],
-                                max_cache_points=p["max_cache_points"], bank_capacity=p["bank_capacity"],
-                                keyframe_stride=p["keyframe_stride"], width=width, height=height, seed=p["seed"],
-                                device=p["device"])
-        if self._pipeline is not None and self._pipeline.config == config:
-            return self._pipeline
-        return ImaginationPipeline(config, backend=self._shared_backend())
-
-    def _shared_backend(self):
-        """The node's one generator backend: a heavy model is loaded once, by the warm-up, and reused."""
-        if self._backend is None:
-            p = self.p
-            options = {}
-            if p["backend"] == "worldstereo":
-                options = dict(model_path=p["model_path"], variant=p["variant"], device=p["device"],
-                               base_model_path=p["base_model_path"] or None, dtype=p["dtype"],
-                               steps=p["steps"] or None, prompt=p["prompt"], offload=p["offload"])
-            self._backend = create_backend(p["backend"], **options)
-        if hasattr(self._backend, "prompt"):
-            self._backend.prompt = self.p["prompt"]  # prompt is the one backend parameter that may change live
-        return self._backend
-
-    # ------------------------------------------------------------------ worker
-    def _warm_up(self) -> None:
-        """Run the pipeline once on a tiny synthetic snapshot, so the first real request does
-        not pay for torch's first-call set-up (about 2 s on a 2-core CPU)."""
-        try:
-            K = np.array([[40.0, 0.0, 15.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]])
-            rgb = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
-            snapshot = Snapshot.create(rgb, np.full((24, 32), 2.0, np.float32), K)
-            config = PipelineConfig(backend=self.p["backend"], memory=self.p["memory"], device=self.p["device"])
-            backend = self._shared_backend()
-            backend.warmup()
-            if backend.capabilities.needs_weights:
-                return  # loading is the warm-up; a synthetic trajectory would cost a whole generation
-            poses = np.repeat(np.eye(4)[None], 3, axis=0)
-            poses[:, 0, 3] = [0.0, 0.05, 0.1]
-            ImaginationPipeline(config, backend=backend).initialize(snapshot).run([Trajectory("warm_up", poses)])
-        except Exception as err:  # a failed warm-up only costs time later; the request reports real errors
-            self.get_logger().warn(f"warm-up failed: {type(err).__name__}: {err}")
-
-    def _work(self) -> None:
-        while (request := self._requests.take()) is not None:
-            try:
-                self._run(request)
-            except RequestError as err:
-                self.problems.report(err.key, str(err))
-                request.result.update(success=False, message=str(err))
-            except Exception as err:  # the worker must survive anything a request brings
-                self.problems.report("request.failed", f"request failed: {type(err).__name__}: {err}", "error")
-                request.result.update(success=False, message=f"{type(err).__name__}: {err}")
-            finally:
-                self._requests.finish(request)
-
-    def camera_poses(self, path: Path, path_id: str, frames: int) -> np.ndarray:
-        """(frames, 4, 4) camera poses in the fixed frame for a path of base poses (module doc)."""
-        if len(path.poses) == 0:
-            raise RequestError("path.empty", f"path {path_id!r} has no poses")
-        if len(path.poses) < 2:
-            raise RequestError("path.short", f"path {path_id!r} has one pose; a path needs at least two")
-        frame = path.header.frame_id or (path.poses[0].header.frame_id if path.poses else "")
-        if not frame:
-            raise RequestError("path.frame_id", f"path {path_id!r} has an empty header.frame_id")
-        try:
-            T_base_poses = path_to_matrices(path)
-        except WorldStereoError as err:
-            raise RequestError("path.pose", f"path {path_id!r}: {err}") from None
-        camera_frame = self.p["camera_frame"] or self._snapshot.frame_id
-        try:
-            T_fixed_path = self.tf.lookup(self.p["fixed_frame"], frame, 0, self.p["tf_timeout_s"])
-            T_base_cam = self.tf.lookup(self.p["base_frame"], camera_frame, 0, self.p["tf_timeout_s"])
-        except TransformLookupError as err:
-            raise RequestError("tf.path", f"path {path_id!r}: {err}") from None
-        return camera_poses_along_path(T_fixed_path, T_base_poses, T_base_cam, frames)
-
-    def _run(self, request: ImagineRequest) -> None:
-        t0 = time.perf_counter()
-        if request.new_snapshot or self._snapshot is None:
-            self._take_snapshot()
-        if not request.paths:  # a snapshot request
-            self._publish_cache_if_needed(force=True)
-            request.result.update(success=True, cache_points=len(self._pipeline.cache),
-                                  message=f"snapshot at stamp {self._snapshot.stamp_ns} ns, "
-                                          f"{len(self._pipeline.cache)} cache points")
-            return
-        trajectories = [Trajectory(pid, self.camera_poses(path, pid, request.frames_per_path))
-                        for pid, path in request.paths]
-        published = 0
-        fixed = self.p["fixed_frame"]
-
-        def on_frame(traj_id, index, rgb, depth, imagined, T_world_cam, K):
-            nonlocal published
-            stamp = self.get_clock().now().to_msg()
-            count = request.frames_per_path
-            frame_id = f"worldstereo/{traj_id}/{index}" if self.p["publish_camera_tf"] else fixed
-            view = imagined_view(traj_id, index, count, rgb, depth, imagined, T_world_cam, K, stamp, fixed, frame_id)
-            self.pub_views.publish(view)
-            self.pub_image.publish(view.rgb)
-            if self.p["publish_camera_tf"]:
-                self.tf_out.send_static([self.tf_out.make(fixed, frame_id, T_world_cam, stamp)])
-            published += 1
-            self.stats["views_published"] += 1
-
-        def progress(p):
-            request.feedback.append(imagine_feedback(p))
-
-        try:
-            results = self._pipeline.run(trajectories, progress=progress, on_frame=on_frame,
-                                         should_cancel=request.cancel.is_set)
-        except Cancelled:
-            request.result.update(success=False, cancelled=True, views_published=published,
-                                  message="preempted by a newer request" if request.result.get("preempted")
-                                  else "cancelled")
-            self.stats["cancelled"] += 1
-            return
+            if request is None:  # not queued by _on_goal (a caller that skipped it): judge and queue it here
+                problem = self._goal_problem(goal)
+                request = ImagineRequest([], 0)
+                if problem is not None:
+                    self.problems.report(*problem)
+                    request.drop(problem[1])
+                else:
+                    ids = [cp.id or f"path_{i}" for i, cp in enumerate(goal.paths)]
+                    request = ImagineRequest(list(zip(ids, (cp.path for cp in goal.paths))),
+                                             int(goal.frames_per_path) or self.p["frames_per_path"],
+                                             bool(goal.new_snapshot))
+                    self._submit(request)
+            while not request.done.wait(0.05):
+                if goal_handle.is_cancel_requested:
+                    request.cancel.set()
+                if request.feedback:
+                    goal_handle.publish_feedback(request.feedback.pop())
+            result = imagine_result(request.result)
+            if request.result.get("cancelled") and goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+            elif result.success:
+                goal_handle.succeed()
+            else:
+                goal_handle.abort()
+            return result
         finally:
-            with self._lock:
-                self._cache_version += 1
-        stamp = self.get_clock().now().to_msg()
-        for r in results:
-            self.pub_poses.publish(matrices_to_pose_array(r.T_world_cam, Header(stamp=stamp, frame_id=fixed)))
-        self._publish_cache_if_needed(force=True)
-        elapsed = time.perf_counter() - t0
-        self.last_timings = {k: sum(r.timings_s.get(k, 0.0) for r in results) for k in results[0].timings_s}
-        self.last_timings["request_total"] = elapsed
-        request.result.update(success=True, message=f"imagined {len(results)} path(s)",
-                              path_ids=[r.id for r in results],
-                              views_published=published, cache_points=len(self._pipeline.cache), elapsed_s=elapsed)
-        self.stats["requests_done"] += 1
-
-    # ------------------------------------------------------------------ outputs
-    def cache_cloud(self) -> tuple[np.ndarray, np.ndarray]:
-        """(xyz, rgb) of the cache as published: voxelised to ``publish_voxel_size_m`` when > 0."""
-        cache = self._pipeline.cache
-        voxel = self.p["publish_voxel_size_m"]
-        if voxel > 0 and voxel > cache.voxel_size_m:
-            xyz, rgb = cache.voxel_downsampled(voxel)
-        else:
-            xyz, rgb = cache.xyz, cache.rgb
-        return xyz.cpu().numpy(), rgb.cpu().float().numpy()
-
-    def _publish_cache_if_needed(self, force: bool = False) -> None:
-        try:
-            with self._lock:
-                version, pipeline = self._cache_version, self._pipeline
-            if pipeline is None or version == self._published_version:
-                return
-            if not force and self.pub_cache.get_subscription_count() == 0:
-                return  # built only when someone listens; transient-local delivers it to late joiners
-            xyz, rgb = self.cache_cloud()
-            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p["fixed_frame"])
-            self.pub_cache.publish(xyzrgb_to_pointcloud2(xyz, rgb, header))
-            self._published_version = version
-            self.stats["cache_published"] += 1
-        except Exception as err:
-            self.problems.report("cache.publish", f"global_cache not published: {err}", "error")
-
-    def _publish_local_cache(self) -> None:
-        if self._pipeline is None or self.pub_local.get_subscription_count() == 0:
-            return
-        local = self.p["local_frame"] or self.p["base_frame"]
-        try:
-            T_fixed_local = self.tf.lookup(self.p["fixed_frame"], local, 0, 0.0)
-        except TransformLookupError as err:
-            self.problems.report("tf.local", f"local_cache skipped: {err}")
-            return
-        with self._lock:
-            cache = self._pipeline.cache
-            idx = cache.radius_query(torch.as_tensor(T_fixed_local[:3, 3], dtype=torch.float32),
-                                     self.p["local_radius_m"])
-            xyz = cache.xyz[idx].cpu().numpy().astype(np.float64)
-            rgb = cache.rgb[idx].cpu().float().numpy()
-        T_local_fixed = np.linalg.inv(T_fixed_local)
-        xyz_local = (xyz @ T_local_fixed[:3, :3].T + T_local_fixed[:3, 3]).astype(np.float32)
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=local)
-        self.pub_local.publish(xyzrgb_to_pointcloud2(xyz_local, rgb, header))
-
-    def _publish_diagnostics(self) -> None:
-        values = {k: str(v) for k, v in sorted(self.stats.items())}
-        values["busy"] = str(self._requests.running)
-        values["queued_requests"] = str(len(self._requests))
-        values["cache_points"] = str(len(self._pipeline.cache) if self._pipeline is not None else 0)
-        values["tf"] = "tf2_ros" if self.tf.uses_tf2_ros else "builtin TransformTree"
-        values["depth"] = self._depth.status() if self._depth else "measured (depth topic)"
-        values["depth_is_metric"] = str(self._snapshot.depth_is_metric) if self._snapshot else "no snapshot yet"
-        self.pub_diag.publish(self.problems.diagnostic_array(self.get_clock().now().to_msg(),
-                                                             f"{self.get_name()}: imagination",
-                                                             self.get_fully_qualified_name(), values))
+            with self._goals_cond:
+                self._goals_running -= 1
+                self._goals_ended += 1
+                self._goals_cond.notify_all()
 
     def destroy_node(self):
+        """Fail every queued request, cancel the running one, wait (bounded) for the worker and the goals to
+        answer, save the state, free the backend (module doc)."""
         self._requests.stop()
+        with self._goals_cond:
+            for _, request in self._goal_requests.values():  # accepted goals whose execute never started
+                request.drop("the node is shutting down")
+            self._goal_requests.clear()
         if self._worker is not None:
-            self._worker.join(timeout=5.0)
+            self._worker.join(timeout=SHUTDOWN_TIMEOUT_S)
+            if self._worker.is_alive():
+                self.get_logger().warn(f"the worker did not stop within {SHUTDOWN_TIMEOUT_S} s; leaving it")
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+        with self._goals_cond:  # the goals' results reach their clients before the action server goes
+            self._goals_cond.wait_for(lambda: self._goals_running == 0, timeout=SHUTDOWN_TIMEOUT_S)
+            ended = self._goals_ended
+        if self._action is not None:  # their result responses are sent by executor tasks: wait for them too
+            with self._action.results_cond:
+                self._action.results_cond.wait_for(lambda: self._action.results_sent >= ended,
+                                                   timeout=max(0.0, deadline - time.monotonic()))
+        self._save_on_shutdown()
         if self._backend is not None:
             self._backend.close()  # frees a heavy backend's device memory
         if self._depth is not None:
@@ -442,8 +330,15 @@ class ImaginationNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ImaginationNode, "imagination_node", args,
-                    make_executor=lambda: MultiThreadedExecutor(num_threads=4))
+    made: list[ImaginationNode] = []
+
+    def make_node() -> ImaginationNode:
+        made.append(ImaginationNode())
+        return made[-1]
+
+    # run_node builds the executor after the node, so its size can follow the node's queue_size
+    return run_node(make_node, "imagination_node", args,
+                    make_executor=lambda: MultiThreadedExecutor(num_threads=executor_threads(made[-1].p["queue_size"])))
 
 
 if __name__ == "__main__":

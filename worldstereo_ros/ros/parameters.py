@@ -23,20 +23,30 @@ class ParamSpec:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
-    #: read-only parameters take effect only at start-up (they shape subscriptions or the pipeline).
+    #: read-only parameters take effect only at start-up (they shape subscriptions or the pipeline); every
+    #: other one is live: ``ros2 param set`` takes effect at its next use (the description says when).
     read_only: bool = False
 
     @property
     def type_name(self) -> str:
-        return {bool: "bool", int: "int", float: "double", str: "string", list: "double[]"}[type(self.default)]
+        if isinstance(self.default, list):
+            return "string[]" if self.default and isinstance(self.default[0], str) else "double[]"
+        return {bool: "bool", int: "int", float: "double", str: "string"}[type(self.default)]
 
     def check(self, value: Any) -> Any:
         """Return ``value`` converted to this parameter's type, or raise ConfigError naming the parameter."""
         kind = type(self.default)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if kind is list and not isinstance(value, str):
+            try:
+                value = list(value)  # rclpy hands arrays back as array.array or tuples
+            except TypeError:
+                pass
         if type(value) is not kind:
             raise ConfigError(self.name, f"expected {self.type_name}, got {type(value).__name__} {value!r}")
+        if self.type_name == "string[]" and not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.name, f"expected string[], got {value!r}")
         if self.min is not None and value < self.min:
             raise ConfigError(self.name, f"must be >= {self.min} {self.unit}".rstrip() + f", got {value}")
         if self.max is not None and value > self.max:
@@ -71,10 +81,13 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("device", "cpu", "Torch device for the pipeline (cpu, cuda, cuda:1, ...).", read_only=True),
     ParamSpec("memory", "ggm+ssm", "Memories used across paths: none, ggm (global cache), ggm+ssm "
-              "(cache + keyframe references).", choices=("none", "ggm", "ggm+ssm")),
-    ParamSpec("frames_per_path", 25, "Imagined views per path (a goal may override).", "views", 2, 500),
-    ParamSpec("image_width", 0, "Width of the imagined views; 0 = the camera's.", "px", 0, 4096),
-    ParamSpec("image_height", 0, "Height of the imagined views; 0 = the camera's.", "px", 0, 4096),
+              "(cache + keyframe references); takes effect at the next snapshot.", choices=("none", "ggm", "ggm+ssm")),
+    ParamSpec("frames_per_path", 25, "Imagined views per path (a goal may override, 0 = this); at most "
+              "max_frames_per_path.", "views", 2, 500),
+    ParamSpec("image_width", 0, "Width of the imagined views; 0 = the camera's; takes effect at the next "
+              "snapshot.", "px", 0, 4096),
+    ParamSpec("image_height", 0, "Height of the imagined views; 0 = the camera's; takes effect at the next "
+              "snapshot.", "px", 0, 4096),
     ParamSpec("voxel_size_m", 0.01, "Voxel size of the global cache.", "m", 0.001, 1.0, read_only=True),
     ParamSpec("max_cache_points", 5_000_000, "Point budget of the global cache (lowest confidence "
               "evicted first).", "points", 1000, 100_000_000, read_only=True),
@@ -82,11 +95,11 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "own points.", "m", 0.0, 1.0),
     ParamSpec("local_radius_m", 4.0, "Radius of local_cache around the robot.", "m", 0.1, 100.0),
     ParamSpec("local_frame", "", "Frame of local_cache; empty = base_frame.", ""),
-    ParamSpec("local_rate_hz", 2.0, "Rate of local_cache; 0 = off.", "Hz", 0.0, 50.0),
+    ParamSpec("local_rate_hz", 2.0, "Rate of local_cache; 0 = off; the timer is rebuilt when set.", "Hz", 0.0, 50.0),
     ParamSpec("sync_tolerance_s", 0.02, "Largest stamp difference between image, depth and camera_info "
-              "paired into a snapshot.", "s", 0.0, 1.0),
-    ParamSpec("snapshot_period_s", 0.0, "Take a snapshot every this many seconds; 0 = only on request.",
-              "s", 0.0, 3600.0),
+              "paired into a snapshot; applies to the next pairing when set.", "s", 0.0, 1.0),
+    ParamSpec("snapshot_period_s", 0.0, "Take a snapshot every this many seconds; 0 = only on request; the timer "
+              "is rebuilt when set.", "s", 0.0, 3600.0),
     ParamSpec("use_compressed", False, "Subscribe to image as sensor_msgs/CompressedImage.", read_only=True),
     ParamSpec("use_depth", True, "Subscribe to depth; false = an RGB-only camera (image + camera_info), whose "
               "snapshot depth comes from the depth model depth_model_path.", read_only=True),
@@ -99,8 +112,9 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "m", 0.0, 1000.0),
     ParamSpec("busy_policy", "queue", "A request arriving while busy: queue (bounded) or preempt the "
               "running one.", choices=("queue", "preempt")),
-    ParamSpec("queue_size", 2, "Requests waiting behind the running one (queue policy; the oldest is "
-              "dropped when full).", "requests", 1, 100),
+    ParamSpec("queue_size", 2, "Requests waiting behind the running one (queue policy): a topic request "
+              "then drops the oldest waiting one, an imagine goal or take_snapshot call is refused. Sizes the "
+              "executor (one thread per goal that may wait).", "requests", 1, 100, read_only=True),
     ParamSpec("publish_camera_tf", False, "Publish each imagined camera as a TF frame "
               "worldstereo/<path_id>/<index>."),
     ParamSpec("input_reliability", "best_effort", "Reliability of the camera subscriptions "
@@ -113,8 +127,32 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("keyframe_stride", 5, "Every n-th imagined view (and the last) becomes a keyframe.", "views", 1, 100,
               read_only=True),
-    ParamSpec("seed", 0, "Seed of the generator (runs are repeatable).", "", 0, 2**31 - 1),
-    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics.", "s", 0.1, 60.0),
+    ParamSpec("seed", 0, "Seed of the generator (runs are repeatable); takes effect at the next snapshot.", "",
+              0, 2**31 - 1),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics; the timer is rebuilt when set.", "s", 0.1, 60.0),
+    ParamSpec("problem_window_s", 10.0, "/diagnostics is WARN while a problem was reported within this many "
+              "seconds, OK again after (the counts stay).", "s", 0.1, 86400.0),
+    # limits, checked before anything is allocated for a request (issue 14, item 2)
+    ParamSpec("max_image_pixels", 8_294_400, "Largest camera image (width x height) a snapshot decodes, and "
+              "largest image_width x image_height; the default is 3840 x 2160.", "px", 1024, 67_108_864),
+    ParamSpec("max_paths_per_request", 16, "Most paths in one imagine goal or candidate_paths message; more "
+              "are refused.", "paths", 1, 1000),
+    ParamSpec("max_poses_per_path", 10_000, "Most poses in one nav_msgs/Path; longer paths are refused.",
+              "poses", 2, 1_000_000),
+    ParamSpec("max_frames_per_path", 500, "Most views per path, for the frames_per_path parameter and a "
+              "goal's frames_per_path alike; a goal asking more is rejected.", "views", 2, 100_000),
+    # persistence of the memories (issue 14, item 6)
+    ParamSpec("state_dir", "", "Folder where the cache and the memory bank are saved (global_cache.npz, "
+              "memory_bank.npz) on shutdown, on the save_state service and every save_period_s; empty = off. "
+              "Must lie inside allowed_roots.", read_only=True),
+    ParamSpec("save_period_s", 0.0, "Save the state every this many seconds when it changed; 0 = only on "
+              "shutdown and save_state; the timer is rebuilt when set.", "s", 0.0, 86400.0),
+    ParamSpec("restore_on_start", False, "Load the saved state from state_dir at start; a missing, truncated "
+              "or corrupt file is logged (naming the file and field) and the node starts empty.",
+              read_only=True),
+    ParamSpec("allowed_roots", ["."], "Folders every file path from a parameter must resolve inside "
+              "(state_dir); relative roots are taken from the node's working directory, so the default "
+              "allows the working directory and below. '..' and symlinks out are refused.", read_only=True),
 )
 
 PARAMS_BY_NAME = {p.name: p for p in IMAGINATION_NODE_PARAMS}
@@ -186,7 +224,7 @@ def declare_params(node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
     """Declare ``specs`` on ``node`` with typed descriptors (ranges, read-only, choices in the text); return the
     validated values. An override outside a range raises ConfigError (the node exits 2 with one line)."""
     # here, not at the top: validate() and the specs serve rclpy-free callers (tests, docs) too
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
     from rclpy.exceptions import InvalidParameterValueException
 
     for spec in specs:
@@ -194,6 +232,8 @@ def declare_params(node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
         if spec.choices:
             text += f" One of: {', '.join(spec.choices)}."
         desc = ParameterDescriptor(name=spec.name, description=text, read_only=spec.read_only)
+        if spec.type_name == "string[]":
+            desc.type = ParameterType.PARAMETER_STRING_ARRAY
         if isinstance(spec.default, float) and spec.min is not None:
             desc.floating_point_range = [FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max))]
         elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.min is not None:
@@ -205,10 +245,27 @@ def declare_params(node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
     return validate_params(specs, {spec.name: node.get_parameter(spec.name).value for spec in specs})
 
 
+def check_limits(values: dict[str, Any]) -> None:
+    """Check the limits against the values they bound, in a full validated parameter dict (at start-up and
+    whenever a parameter is set).
+
+    Raises:
+        ConfigError: naming the parameter, e.g. ``frames_per_path`` above ``max_frames_per_path``.
+    """
+    if values["frames_per_path"] > values["max_frames_per_path"]:
+        raise ConfigError("frames_per_path", f"must be <= max_frames_per_path = {values['max_frames_per_path']}, "
+                                             f"got {values['frames_per_path']}")
+    pixels = values["image_width"] * values["image_height"]
+    if pixels > values["max_image_pixels"]:
+        raise ConfigError("image_width", f"image_width x image_height = {pixels} px exceeds max_image_pixels = "
+                                         f"{values['max_image_pixels']}")
+
+
 def declare(node) -> dict[str, Any]:
     """Declare every imagination_node parameter on ``node``; return the current values after the start-up checks."""
     values = declare_params(node, IMAGINATION_NODE_PARAMS)
     check_startup(values)
+    check_limits(values)
     return values
 
 
@@ -217,7 +274,7 @@ def markdown_table(specs: tuple[ParamSpec, ...] | None = None) -> str:
     rows = ["| parameter | type | default | unit | description |", "|---|---|---|---|---|"]
     for p in IMAGINATION_NODE_PARAMS if specs is None else specs:
         extra = f" One of: {', '.join(f'`{c}`' for c in p.choices)}." if p.choices else ""
-        extra += " Start-up only." if p.read_only else ""
+        extra += " Start-up only (read-only)." if p.read_only else ""
         rows.append(f"| `{p.name}` | {p.type_name} | `{p.default!r}` | {p.unit} | {p.description}{extra} |")
     return "\n".join(rows)
 

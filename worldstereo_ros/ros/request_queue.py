@@ -9,6 +9,11 @@ decides:
 - ``preempt``: the running request is asked to stop (its ``cancel`` event is set and it is marked
   ``preempted``) and every waiting request is dropped; the new one runs next.
 
+Requests that must not silently displace others (``imagine`` goals, the ``take_snapshot`` service) go
+through :meth:`RequestQueue.offer` instead: under ``queue`` it refuses a request that finds ``queue_size``
+requests already waiting (the caller rejects the goal or answers the service with the reason), so a
+client always learns at once whether its work will run.
+
 Every request ends with ``done`` set, whether it ran, was dropped or the queue stopped.
 """
 
@@ -21,6 +26,13 @@ from dataclasses import dataclass, field
 from worldstereo_ros.errors import InputError, WorldStereoError
 
 BUSY_POLICIES = ("queue", "preempt")
+
+
+def _check_policy(busy_policy: str, queue_size: int) -> None:
+        if busy_policy not in BUSY_POLICIES:
+            raise InputError("busy_policy", f"expected one of {', '.join(BUSY_POLICIES)}, got {busy_policy!r}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise InputError("queue_size", f"expected an int >= 1, got {queue_size!r}")
 
 
 class RequestError(WorldStereoError):
@@ -94,29 +106,45 @@ class RequestQueue:
         """Queue ``request`` under ``busy_policy`` (``"queue"`` or ``"preempt"``) with at most ``queue_size``
         (>= 1) waiting; returns the waiting requests it dropped (already finished). After :meth:`stop` the
         request itself is dropped."""
-        if busy_policy not in BUSY_POLICIES:
-            raise InputError("busy_policy", f"expected one of {', '.join(BUSY_POLICIES)}, got {busy_policy!r}")
-        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-            raise InputError("queue_size", f"expected an int >= 1, got {queue_size!r}")
-        dropped: list[ImagineRequest] = []
+        _check_policy(busy_policy, queue_size)
         with self._cond:
             if self._stopping:
                 request.drop("the node is shutting down")
                 return []
-            if busy_policy == "preempt":
-                if self._current is not None:
-                    self._current.result["preempted"] = True
-                    self._current.cancel.set()
-                while self._waiting:
-                    dropped.append(self._waiting.popleft())
-                for r in dropped:
-                    r.drop("preempted by a newer request")
-            elif len(self._waiting) >= queue_size:
+            return self._submit_locked(request, busy_policy, queue_size)
+
+    def _submit_locked(self, request: ImagineRequest, busy_policy: str, queue_size: int) -> list[ImagineRequest]:
+        """:meth:`submit` with ``self._cond`` held by the caller."""
+        dropped: list[ImagineRequest] = []
+        if busy_policy == "preempt":
+            if self._current is not None:
+                self._current.result["preempted"] = True
+                self._current.cancel.set()
+            while self._waiting:
                 dropped.append(self._waiting.popleft())
-                dropped[-1].drop("dropped: request queue full")
-            self._waiting.append(request)
-            self._cond.notify()
+            for r in dropped:
+                r.drop("preempted by a newer request")
+        elif len(self._waiting) >= queue_size:
+            dropped.append(self._waiting.popleft())
+            dropped[-1].drop("dropped: request queue full")
+        self._waiting.append(request)
+        self._cond.notify()
         return dropped
+
+    def offer(self, request: ImagineRequest, busy_policy: str, queue_size: int) -> str | None:
+        """Queue ``request`` unless that would drop another one: returns None when queued, else the reason it
+        was refused (the queue is full under ``queue``, or the node is stopping); a refused request is left
+        untouched (``done`` not set). Under ``preempt`` it behaves as :meth:`submit`."""
+        _check_policy(busy_policy, queue_size)
+        with self._cond:
+            if self._stopping:
+                return "the node is shutting down"
+            if busy_policy == "queue" and len(self._waiting) >= queue_size:
+                return (f"request queue full: {len(self._waiting)} request(s) wait behind the running one "
+                        f"(queue_size={queue_size})")
+            # preempt, or room in the queue: submit() drops nothing here except under preempt
+            self._submit_locked(request, busy_policy, queue_size)
+        return None
 
     def take(self, timeout_s: float | None = None) -> ImagineRequest | None:
         """The next request, which becomes the running one; None after :meth:`stop` or when ``timeout_s``
@@ -137,11 +165,12 @@ class RequestQueue:
         request.done.set()
 
     def stop(self) -> None:
-        """Stop for good: the running request is asked to cancel, waiting ones are dropped, :meth:`take`
-        returns None from now on."""
+        """Stop for good: the running request is asked to cancel (marked ``stopping``), waiting ones are
+        dropped, :meth:`take` returns None from now on."""
         with self._cond:
             self._stopping = True
             if self._current is not None:
+                self._current.result["stopping"] = True
                 self._current.cancel.set()
             waiting = list(self._waiting)
             self._waiting.clear()
