@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from worldstereo_ros.errors import InputError
-from worldstereo_ros.io.cache_files import load_cache_npz, load_cache_ply, save_cache_npz, save_cache_ply
+from worldstereo_ros.io.cache_files import (
+    load_bank_npz,
+    load_cache_npz,
+    load_cache_ply,
+    save_bank_npz,
+    save_cache_npz,
+    save_cache_ply,
+)
 from worldstereo_ros.memory.global_cache import GlobalCache
+from worldstereo_ros.memory.memory_bank import MemoryBank
+from worldstereo_ros.memory.types import Keyframe
 
 
 def test_npz_round_trip_is_exact(tmp_path):
@@ -62,6 +71,71 @@ def _small_cache(seed: int, n: int = 4000) -> GlobalCache:
     cache.merge(torch.rand((n, 3), generator=g), torch.rand((n, 3), generator=g), torch.rand(n, generator=g) + 0.1,
                 view_id=seed, viewpoint=[0.0, 0.0, float(seed)])
     return cache
+
+
+def _small_bank(seed: int, frames: int = 3) -> MemoryBank:
+    """Version ``seed`` of a small bank: keyframes of trajectory ``v<seed>``, the first pinned."""
+    rng = np.random.default_rng(seed)
+    bank = MemoryBank(capacity=4, near_m=0.2, seed=seed)
+    K = np.array([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]])
+    for i in range(frames):
+        T = np.eye(4)
+        T[0, 3] = 0.1 * i + seed
+        kf = Keyframe.from_frame(rng.random((12, 16, 3), dtype=np.float32), rng.uniform(0.5, 3.0, (12, 16)), K, T,
+                                 10 * seed + i, f"v{seed}")
+        bank.add(kf, pinned=i == 0)
+    return bank
+
+
+def _assert_same_bank(a: MemoryBank, b: MemoryBank) -> None:
+    assert a.settings() == b.settings() and a.ids == b.ids and a.pinned_ids == b.pinned_ids
+    for ka, kb in zip(a, b):
+        assert ka.trajectory_id == kb.trajectory_id
+        for name in ("rgb", "depth", "pointmap", "K", "T_world_cam"):
+            x, y = getattr(ka, name), getattr(kb, name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+def test_bank_npz_round_trip_is_exact_and_retrieval_agrees(tmp_path):
+    bank = _small_bank(3)
+    save_bank_npz(bank, tmp_path / "bank.npz")
+    back = load_bank_npz(tmp_path / "bank.npz")
+    _assert_same_bank(back, bank)
+    K, T = bank.get(30).K, bank.get(31).T_world_cam
+    assert np.array_equal(back.score(K, T, 16, 12), bank.score(K, T, 16, 12))
+    save_bank_npz(MemoryBank(capacity=2), tmp_path / "empty.npz")
+    assert len(load_bank_npz(tmp_path / "empty.npz")) == 0
+
+
+def test_bank_npz_truncated_corrupt_or_inconsistent_is_rejected_naming_the_field(tmp_path):
+    path = tmp_path / "bank.npz"
+    save_bank_npz(_small_bank(1), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="path: .*truncated or corrupt"):
+        load_bank_npz(path)
+    with pytest.raises(InputError, match="path: no such file"):
+        load_bank_npz(tmp_path / "none.npz")
+    with pytest.raises(InputError, match="path: expected a file name ending in .npz"):
+        save_bank_npz(_small_bank(1), tmp_path / "bank")
+    save_bank_npz(_small_bank(1), path)
+    with np.load(path) as f:
+        good = {k: f[k] for k in f.files}
+    cases = [
+        ({"k1.depth": good["k1.depth"][:, :4]}, "k1.rgb: expected float32"),
+        ({"k0.rgb": good["k0.rgb"].astype(np.float64)}, "k0.rgb: expected float32"),
+        ({"k2.T_world_cam": np.full((4, 4), np.nan)}, "k2.T_world_cam: non-finite"),
+        ({"ids": np.array([10, 10, 12])}, "ids: duplicate keyframe ids"),
+        ({"k0.depth": -good["k0.depth"]}, "k0: depth < 0"),
+        ({"capacity": np.int64(2)}, "ids: 3 keyframes .* exceed capacity 2"),
+        ({"near_m": np.float64(-1.0)}, "near_m: .*in .*bank.npz"),
+        ({"format": np.int64(9)}, "path: .*not a MemoryBank file"),
+        ({"k3.rgb": good["k0.rgb"]}, "k3.rgb: unexpected array"),
+    ]
+    for changes, match in cases:
+        np.savez(path, **{**good, **changes})
+        with pytest.raises(InputError, match=match):
+            load_bank_npz(path)
 
 
 def _assert_same(a: GlobalCache, b: GlobalCache) -> None:
@@ -138,10 +212,11 @@ import os, sys
 import torch
 torch.set_num_threads(1)
 sys.path.insert(0, sys.argv[1])
-from test_cache_files import _small_cache
-from worldstereo_ros.io.cache_files import save_cache_npz
+from test_cache_files import _small_bank, _small_cache
+from worldstereo_ros.io.cache_files import save_bank_npz, save_cache_npz
 versions = [_small_cache(v) for v in range(4)]
-path = sys.argv[2]
+banks = [_small_bank(v) for v in range(4)]
+path, bank_path = sys.argv[2], sys.argv[3]
 print("ready", flush=True)
 for line in sys.stdin:  # one line = fork one writer, report its pid, wait until it is killed
     pid = os.fork()
@@ -149,6 +224,7 @@ for line in sys.stdin:  # one line = fork one writer, report its pid, wait until
         k = int(line)
         while True:
             save_cache_npz(versions[k % len(versions)], path)
+            save_bank_npz(banks[k % len(banks)], bank_path)  # as the node saves its state: cache, then bank
             k += 1
     print(pid, flush=True)
     os.waitpid(pid, 0)
@@ -157,9 +233,9 @@ for line in sys.stdin:  # one line = fork one writer, report its pid, wait until
 
 
 def test_sigkill_during_saves_never_leaves_a_partial_file(tmp_path):
-    """A writer saving four cache versions in a loop is SIGKILLed at seeded random moments, 120 times
-    (forked from one started interpreter, so the test stays fast); after every kill the file either does
-    not exist yet or loads as one complete version."""
+    """A writer saving four versions of a cache and of a memory bank in a loop is SIGKILLed at seeded random
+    moments, 120 times (forked from one started interpreter, so the test stays fast); after every kill each
+    file either does not exist yet or loads as one complete version."""
     import os
     import signal
     import subprocess
@@ -169,14 +245,16 @@ def test_sigkill_during_saves_never_leaves_a_partial_file(tmp_path):
 
     torch.set_num_threads(1)
     versions = [_small_cache(v) for v in range(4)]
-    path = tmp_path / "cache.npz"
+    banks = [_small_bank(v) for v in range(4)]
+    path, bank_path = tmp_path / "cache.npz", tmp_path / "bank.npz"
     rng = np.random.default_rng(14)
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, str(Path(__file__).parent), str(path)],
+    proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, str(Path(__file__).parent), str(path),
+                             str(bank_path)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        kills, seen, absent = 120, set(), 0
+        kills, seen, absent, banks_seen = 120, set(), 0, set()
         for round_ in range(kills):
             proc.stdin.write(f"{round_}\n")
             proc.stdin.flush()
@@ -184,6 +262,11 @@ def test_sigkill_during_saves_never_leaves_a_partial_file(tmp_path):
             time.sleep(float(rng.uniform(0.0, 0.03)))  # the random moment of the kill
             os.kill(pid, signal.SIGKILL)
             assert proc.stdout.readline().strip() == "dead"
+            if bank_path.exists():
+                bank = load_bank_npz(bank_path)
+                version = int(next(iter(bank)).trajectory_id[1:])
+                _assert_same_bank(bank, banks[version])
+                banks_seen.add(version)
             if not path.exists():
                 absent += 1
                 continue
@@ -199,8 +282,10 @@ def test_sigkill_during_saves_never_leaves_a_partial_file(tmp_path):
             proc.wait()
     elapsed = time.monotonic() - start
     leftovers = len(list(tmp_path.glob(".cache.npz.*.tmp")))
-    print(f"sigkill: {kills} kills, {kills - absent} complete files loaded ({len(seen)} versions seen), "
-          f"{absent} absent, {leftovers} kills landed mid-write (temp file left), {elapsed:.1f} s")
-    assert len(seen) == len(versions)  # the kills really landed across the save loop
-    assert leftovers > 0  # and some of them during a write, the case the atomic rename protects
+    bank_leftovers = len(list(tmp_path.glob(".bank.npz.*.tmp")))
+    print(f"sigkill: {kills} kills, {kills - absent} complete cache files loaded ({len(seen)} versions seen), "
+          f"{absent} absent, {leftovers} kills landed mid-write of the cache and {bank_leftovers} of the bank "
+          f"(temp file left), {len(banks_seen)} bank versions loaded, {elapsed:.1f} s")
+    assert len(seen) == len(versions) and len(banks_seen) == len(banks)  # kills landed across the save loop
+    assert leftovers > 0 and bank_leftovers > 0  # and during writes, the case the atomic rename protects
     assert elapsed < 20.0
