@@ -280,3 +280,30 @@ def test_imagined_points_never_go_deeper_than_the_cache_in_their_view(snapshot):
         deepest.append(float(cam[:, 2].max()))
     assert max(deepest) < 10.0  # no 50 m fill anywhere
     assert float(pipe.cache.xyz.double().norm(dim=1).max()) < 10.0
+
+
+def test_adopted_memories_are_kept_by_the_next_snapshot(snapshot, tmp_path):
+    """A cache and bank restored from files survive the first snapshot after a restart (issue 14, item 6):
+    the snapshot is merged into them, keyframe ids continue, and the old keyframes stay retrievable."""
+    from worldstereo_ros.io.cache_files import load_bank_npz, load_cache_npz, save_bank_npz, save_cache_npz
+
+    torch.set_num_threads(1)
+    config = PipelineConfig(voxel_size_m=0.02)
+    first = ImaginationPipeline(config).initialize(snapshot)
+    first.run([Trajectory("a", _path(snapshot.T_world_cam, 6, 0.3, 10.0))])
+    save_cache_npz(first.cache, tmp_path / "c.npz")
+    save_bank_npz(first.bank, tmp_path / "b.npz")
+    before_points, before_ids = len(first.cache), first.bank.ids
+
+    later = ImaginationPipeline(config).adopt_memories(load_cache_npz(tmp_path / "c.npz"),
+                                                       load_bank_npz(tmp_path / "b.npz"))
+    later.initialize(snapshot, keep_memories=True)
+    assert len(later.cache) >= before_points
+    # the old keyframes stay; the new snapshot's keyframe continues the ids (pinned: the bank has room)
+    assert later.bank.ids == before_ids + [max(before_ids) + 1]
+    assert later.bank.pinned_ids == [before_ids[0], max(before_ids) + 1]
+    fresh = ImaginationPipeline(config).adopt_memories(load_cache_npz(tmp_path / "c.npz"),
+                                                       load_bank_npz(tmp_path / "b.npz")).initialize(snapshot)
+    assert len(fresh.cache) < before_points  # without keep_memories a snapshot starts over, as before
+    with pytest.raises(InputError, match="cache: voxel size"):
+        ImaginationPipeline(PipelineConfig(voxel_size_m=0.05)).adopt_memories(first.cache, first.bank)

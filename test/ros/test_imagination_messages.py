@@ -124,3 +124,23 @@ def test_snapshot_of_an_rgb_only_frame_takes_the_estimated_depth():
     bad = replace(_frame(info_size=(10, 6)), depth=None)
     with pytest.raises(InputError, match="camera_info: size 10x6"):
         snapshot_from_frame(bad, np.eye(4), False, "cam", estimate_depth=estimate)
+
+
+def test_image_size_limit_is_checked_before_decoding():
+    import cv2
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from worldstereo_ros.ros.imagination_messages import image_pixels, stamp_from_ns
+
+    huge = Image(width=100_000, height=100_000, encoding="rgb8", step=300_000)  # no pixel data at all
+    assert image_pixels(huge, False) == 10**10
+    frame = SyncedFrame(stamp_ns=1, image=huge, depth=depth_to_image(np.ones((6, 8), np.float32)),
+                        camera_info=intrinsics_to_camera_info(K, 8, 6))
+    with pytest.raises(InputError, match="image: 10000000000 pixels exceed max_image_pixels = 1000"):
+        snapshot_from_frame(frame, np.eye(4), False, "cam", max_pixels=1000)
+    ok, png = cv2.imencode(".png", np.zeros((40, 30, 3), np.uint8))
+    assert image_pixels(CompressedImage(format="png", data=png.tobytes()), True) == 1200
+    with pytest.raises(InputError, match="image: compressed image: no readable size"):
+        image_pixels(CompressedImage(format="jpeg", data=b"\xff\xd8 not really"), True)
+    t = stamp_from_ns(1_500_000_123)
+    assert (t.sec, t.nanosec) == (1, 500_000_123)

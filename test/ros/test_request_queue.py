@@ -84,3 +84,21 @@ def test_stop_cancels_the_running_request_and_ends_the_waiting_ones():
 def test_bad_policy_or_size(policy, size, match):
     with pytest.raises(InputError, match=match):
         RequestQueue().submit(_req("a"), policy, size)
+
+
+def test_offer_refuses_instead_of_dropping_when_the_queue_is_full():
+    q = RequestQueue()
+    running, waiting, extra = _req("running"), _req("waiting"), _req("extra")
+    assert q.offer(running, "queue", 1) is None and q.take(0.1) is running
+    assert q.offer(waiting, "queue", 1) is None
+    reason = q.offer(extra, "queue", 1)
+    assert "request queue full" in reason and "queue_size=1" in reason
+    assert not extra.done.is_set() and not waiting.done.is_set() and len(q) == 1  # nobody was dropped
+    # preempt: an offer always goes through and stops the running one, like submit
+    assert q.offer(extra, "preempt", 1) is None
+    assert running.cancel.is_set() and running.result["preempted"] and waiting.done.is_set()
+    q.stop()
+    assert running.result["stopping"] and extra.done.is_set()
+    assert q.offer(_req("late"), "queue", 1) == "the node is shutting down"
+    with pytest.raises(InputError, match="queue_size"):
+        q.offer(_req("bad"), "queue", 0)
