@@ -307,3 +307,69 @@ def test_adopted_memories_are_kept_by_the_next_snapshot(snapshot, tmp_path):
     assert len(fresh.cache) < before_points  # without keep_memories a snapshot starts over, as before
     with pytest.raises(InputError, match="cache: voxel size"):
         ImaginationPipeline(PipelineConfig(voxel_size_m=0.05)).adopt_memories(first.cache, first.bank)
+
+
+def _recorded(on_frames: dict):
+    def on_frame(tid, index, rgb, depth, imagined, T, K):
+        on_frames.setdefault(tid, {})[index] = (rgb.copy(), depth.copy(), imagined.copy())
+    return on_frame
+
+
+def test_chunked_run_gives_the_same_views_with_bounded_batches(snapshot):
+    """chunk_frames: the backend never sees more than chunk_frames views at once, and a backend without
+    state across frames (render_fill, temporal=False) gives exactly the unchunked views (issue 14, item 2)."""
+    from worldstereo_ros.generation.render_fill import RenderFillGenerator
+
+    torch.set_num_threads(1)
+    trajectory = Trajectory("long", _path(snapshot.T_world_cam, 11, 0.6, -20.0))
+    seen_sizes: list[int] = []
+
+    class Counting(RenderFillGenerator):
+        def generate(self, request, generator=None, on_frame=None):
+            seen_sizes.append(request.num_frames)
+            return super().generate(request, generator=generator, on_frame=on_frame)
+
+    views = {}
+    results = {}
+    for chunk in (0, 4):
+        seen_sizes.clear()
+        frames: dict = {}
+        pipeline = ImaginationPipeline(PipelineConfig(voxel_size_m=0.02, chunk_frames=chunk, keep_frames=chunk == 0),
+                                       backend=Counting(temporal=False)).initialize(snapshot)
+        results[chunk] = pipeline.run([trajectory], on_frame=_recorded(frames))[0]
+        views[chunk] = frames["long"]
+        assert seen_sizes == ([11] if chunk == 0 else [4, 4, 3])
+        results[chunk].keys = set(pipeline.cache.keys.tolist())
+    assert sorted(views[4]) == list(range(11))
+    for i in range(11):
+        for a, b in zip(views[0][i], views[4][i]):
+            assert np.array_equal(a, b), f"view {i} differs between the chunked and the unchunked run"
+    assert results[4].rgb.shape == (0, H, W, 3)  # keep_frames=False: nothing kept per frame
+    assert results[0].rgb.shape == (11, H, W, 3) and results[4].reference_ids == results[0].reference_ids
+    # the cache differs only through stage 6: a chunk's points cannot be seen through by the keyframes of
+    # later chunks, so the chunked cache keeps every voxel of the unchunked one, and some more
+    assert results[0].keys <= results[4].keys
+    print(f"cache voxels: unchunked {len(results[0].keys)}, chunks of 4 {len(results[4].keys)}")
+
+
+def test_a_cancelled_chunked_trajectory_leaves_no_trace(snapshot):
+    torch.set_num_threads(1)
+    pipeline = ImaginationPipeline(PipelineConfig(voxel_size_m=0.02, chunk_frames=3)).initialize(snapshot)
+    before_points, before_ids = len(pipeline.cache), pipeline.bank.ids
+    count = [0]
+
+    def stop_in_the_second_chunk() -> bool:
+        count[0] += 1
+        return count[0] > 5  # polled before the trajectory, then after every frame
+
+    with pytest.raises(Cancelled):
+        pipeline.run([Trajectory("t", _path(snapshot.T_world_cam, 9, 0.6, 20.0))],
+                     should_cancel=stop_in_the_second_chunk)
+    assert len(pipeline.cache) == before_points and pipeline.bank.ids == before_ids
+
+
+def test_chunk_config_is_validated():
+    with pytest.raises(ConfigError, match="chunk_frames"):
+        PipelineConfig(chunk_frames=-1).validate()
+    with pytest.raises(ConfigError, match="keep_frames: expected a bool"):
+        PipelineConfig(keep_frames=1).validate()

@@ -51,6 +51,14 @@ class PipelineConfig:
             10 / 20 / 40 px / every fill), not on the report frames 200-299.
         protect_observed: imagined points are not merged into voxels that hold an observation (module doc,
             stage 6).
+        chunk_frames: views rendered, generated and merged together; a longer trajectory runs chunk by chunk
+            so the per-view buffers (renders, generated frames, points) stay bounded whatever its length
+            (0 = the whole trajectory at once). Every chunk renders and retrieves from the memories as the
+            trajectory found them, so a backend without state across frames gives the same views
+            chunked or not (loop module doc, "Chunks").
+        keep_frames: return every frame in the :class:`~worldstereo_ros.pipeline.types.TrajectoryResult`;
+            False returns empty frame arrays (the frames went to ``on_frame``), so nothing grows with the
+            trajectory's length.
     """
 
     backend: str = "render_fill"
@@ -75,6 +83,8 @@ class PipelineConfig:
     free_space_tolerance: float | None = 0.02
     max_imagined_distance_px: float | None = 10.0
     protect_observed: bool = True
+    chunk_frames: int = 0
+    keep_frames: bool = True
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
@@ -141,4 +151,7 @@ class PipelineConfig:
             real("max_imagined_distance_px", 0.0, 1e6)
         if not isinstance(self.protect_observed, bool):
             raise ConfigError("protect_observed", f"expected a bool, got {self.protect_observed!r}")
+        integer("chunk_frames", 0)
+        if not isinstance(self.keep_frames, bool):
+            raise ConfigError("keep_frames", f"expected a bool, got {self.keep_frames!r}")
         return self

@@ -6,7 +6,8 @@ into a fresh :class:`~worldstereo_ros.memory.global_cache.GlobalCache`; a pinhol
 first (pinned) keyframe of the :class:`~worldstereo_ros.memory.memory_bank.MemoryBank`. :meth:`run` then
 handles each trajectory in numbered stages:
 
-1. render: the cache drawn into every target camera in one batched call (global-geometric memory, GGM).
+1. render: the cache drawn into every target camera in one batched call per chunk (global-geometric
+   memory, GGM).
 2. retrieve: per target frame, the best keyframes of the bank (spatial-stereo memory, SSM; ``ggm+ssm`` only,
    and only for backends that read references).
 3. generate: the backend turns the conditions into rgb, depth and an imagined-pixel mask per frame.
@@ -34,6 +35,16 @@ handles each trajectory in numbered stages:
    what it showed. And (``protect_observed``) those that fall into a voxel holding an observation
    (confidence >= 1), which they could only blur.
 7. bank: every ``keyframe_stride``-th frame and the last become keyframes (``ggm+ssm`` only).
+
+Chunks (``chunk_frames`` > 0): stages 1-7 run on ``chunk_frames`` views at a time, so the renders, frames
+and points held at once do not grow with the trajectory's length. Every chunk renders (stage 1) and
+retrieves (stage 2) from the memories as the trajectory found them (an O(1) cache snapshot and a copy of
+the bank's list), exactly what an unchunked run uses; merges and keyframes go to the live memories after
+each chunk. So views are the same chunked or not for a backend that keeps no state from frame to frame
+(``render_fill(temporal=False)``); ``render_fill``'s temporal carry-over and a video model's clip start
+again at each chunk. What the cache keeps differs slightly: stage 6 sees the keyframes of the chunk (not of
+the whole trajectory) and alignment (stage 5) is one Sim(3) per chunk. A cancelled trajectory leaves no
+trace either way (the memories it found are put back).
 
 Memory ablation (``memory``): ``"ggm+ssm"`` is the full method; ``"ggm"`` merges into the cache but retrieves
 no references; ``"none"`` conditions every trajectory on the initial cloud only: nothing is merged or banked,
@@ -70,6 +81,7 @@ from worldstereo_ros.memory.global_cache import GlobalCache
 from worldstereo_ros.memory.memory_bank import MemoryBank
 from worldstereo_ros.memory.types import Keyframe, Reference
 from worldstereo_ros.pipeline.config import PipelineConfig
+from worldstereo_ros.pipeline.stages import aligned_depth, beyond_rendered_depth, check_frames
 from worldstereo_ros.pipeline.types import (
     STAGES,
     Cancelled,
@@ -238,56 +250,98 @@ class ImaginationPipeline:
                  on_frame: FrameCallback | None, should_cancel: Callable[[], bool] | None) -> TrajectoryResult:
         cfg = self.config
         n = len(trajectory)
-        width, height = self.target_size()
-        K = self.target_K(trajectory)
-        T_world_cam = trajectory.T_world_cam
         timings = {stage: 0.0 for stage in STAGES[:-1]}
 
         def report(stage: str, frame_index: int) -> None:
             if progress is not None:
                 progress(Progress(k, count, trajectory.id, frame_index, n, stage))
 
-        # 1. render the cache into every target camera
-        report("render", 0)
+        # the memories as this trajectory found them: every chunk renders and retrieves from these (an O(1)
+        # cache snapshot and a list copy), so chunking changes no view; merges go to the live memories
+        start_cache, start_bank = self.cache.snapshot(), self.bank.copy()
+        chunks = [(s, min(n, s + cfg.chunk_frames)) for s in range(0, n, cfg.chunk_frames)] if cfg.chunk_frames \
+            else [(0, n)]
+        generator = torch.Generator().manual_seed(cfg.seed + k)  # one stream across the chunks
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        reference_ids: list[list[int]] = []
+        T_fix = np.eye(4)
+        try:
+            for start, stop in chunks:
+                rgb, depth, imagined, refs, T_fix = self._run_chunk(
+                    k, trajectory, start, stop, start_cache, start_bank, generator, timings, report, on_frame,
+                    should_cancel)
+                reference_ids += refs
+                if cfg.keep_frames:
+                    kept.append((rgb, depth, imagined))
+        except Cancelled:
+            # the interrupted trajectory leaves no trace, also when earlier chunks were merged already
+            self.cache, self.bank = start_cache, start_bank
+            raise
+        self._trajectories_done += 1
+        report("done", n)
+        width, height = self.target_size()
+        if kept:
+            rgb, depth, imagined = (np.concatenate(arrays) for arrays in zip(*kept))
+        else:  # keep_frames=False: the frames went to on_frame only
+            rgb, depth, imagined = (np.zeros((0, height, width, 3), np.float32),
+                                    np.zeros((0, height, width), np.float32), np.zeros((0, height, width), bool))
+        return TrajectoryResult(trajectory.id, rgb, depth, imagined, trajectory.T_world_cam.copy(),
+                                np.array(self.target_K(trajectory)), timings, len(self.cache), reference_ids, T_fix,
+                                trajectory.timestamps_s)
+
+    def _run_chunk(self, k: int, trajectory: Trajectory, start: int, stop: int, cache: GlobalCache, bank: MemoryBank,
+                   generator: torch.Generator, timings: dict[str, float], report: Callable[[str, int], None],
+                   on_frame: FrameCallback | None, should_cancel: Callable[[], bool] | None):
+        """Stages 1-7 for frames ``start:stop`` of ``trajectory``, rendering from ``cache`` and retrieving from
+        ``bank`` (the memories at the trajectory's start); merges into ``self.cache``, adds keyframes to
+        ``self.bank``. Returns (rgb, depth, imagined, reference ids per frame, Sim(3) applied)."""
+        cfg = self.config
+        n = stop - start
+        width, height = self.target_size()
+        K = self.target_K(trajectory)
+        T_world_cam = trajectory.T_world_cam[start:stop]
+
+        # 1. render the cache into every target camera of the chunk
+        report("render", start)
         t0 = time.perf_counter()
         K_t = torch.as_tensor(K, device=self.device)
         T_cam_world = torch.linalg.inv(torch.as_tensor(T_world_cam, device=self.device))
-        cond = self.cache.render(K_t, T_cam_world, height, width, splat_px=cfg.splat_px)
+        cond = cache.render(K_t, T_cam_world, height, width, splat_px=cfg.splat_px)
         cond_index = cond.index.cpu().numpy()
-        timings["render"] = time.perf_counter() - t0
+        timings["render"] += time.perf_counter() - t0
 
         # 2. references from the memory bank
-        report("retrieve", 0)
+        report("retrieve", start)
         t0 = time.perf_counter()
         references: list[list[Reference]] = [[] for _ in range(n)]
-        if cfg.memory == "ggm+ssm" and self.backend.uses_references and len(self.bank):
-            references = [self.bank.retrieve(K, T_world_cam[i], width, height, k=cfg.references_per_frame,
-                                             min_score=cfg.min_reference_score) for i in range(n)]
-        timings["retrieve"] = time.perf_counter() - t0
+        if cfg.memory == "ggm+ssm" and self.backend.uses_references and len(bank):
+            references = [bank.retrieve(K, T_world_cam[i], width, height, k=cfg.references_per_frame,
+                                        min_score=cfg.min_reference_score) for i in range(n)]
+        timings["retrieve"] += time.perf_counter() - t0
 
         # 3. generate (image-to-video backends get the real image when pose 0 is the snapshot's own view)
         snap = self.snapshot
-        same_view = (snap.K is not None and snap.rgb.shape[:2] == (height, width) and np.allclose(K, snap.K)
-                     and np.allclose(T_world_cam[0], snap.T_world_cam, atol=1e-6))
+        same_view = (start == 0 and snap.K is not None and snap.rgb.shape[:2] == (height, width)
+                     and np.allclose(K, snap.K) and np.allclose(T_world_cam[0], snap.T_world_cam, atol=1e-6))
         request = GenerationRequest(K=np.broadcast_to(K, (n, 3, 3)).copy(), T_world_cam=T_world_cam.copy(),
                                     height=height, width=width, cond_rgb=cond.rgb.cpu().numpy(),
                                     cond_depth=cond.depth.cpu().numpy(), cond_mask=cond.mask.cpu().numpy(),
                                     cond_index=cond_index, references=references, source=self.snapshot,
                                     trajectory_id=trajectory.id, start_rgb=snap.rgb if same_view else None)
-        report("generate", 0)
+        report("generate", start)
 
         def frame_done(index: int, rgb: np.ndarray, depth: np.ndarray, imagined: np.ndarray) -> None:
             if on_frame is not None:
-                on_frame(trajectory.id, index, rgb, depth, imagined, T_world_cam[index], K)
-            report("generate", index + 1)
+                on_frame(trajectory.id, start + index, rgb, depth, imagined, T_world_cam[index], K)
+            report("generate", start + index + 1)
             if should_cancel is not None and should_cancel():
-                raise Cancelled(f"cancelled in trajectory {trajectory.id!r} after frame {index + 1} of {n}")
+                raise Cancelled(f"cancelled in trajectory {trajectory.id!r} after frame {start + index + 1} of "
+                                f"{len(trajectory)}")
 
         t0 = time.perf_counter()
-        generator = torch.Generator().manual_seed(cfg.seed + k)
         if hasattr(self.backend, "on_step"):  # iterative backends: progress and cancel between denoising steps
             # No frame is final before the last step; report the share of steps as frames so feedback moves.
-            self.backend.on_step = lambda step, total: report("generate", min(n - 1, n * step // max(total, 1)))
+            self.backend.on_step = lambda step, total: report("generate", start + min(n - 1, n * step // max(total, 1)))
             self.backend.should_cancel = should_cancel
         try:
             frames = self.backend.generate(request, generator=generator, on_frame=frame_done)
@@ -296,13 +350,13 @@ class ImaginationPipeline:
         finally:
             if hasattr(self.backend, "on_step"):  # no stale hooks of this run on a shared backend
                 self.backend.on_step = self.backend.should_cancel = None
-        timings["generate"] = time.perf_counter() - t0
+        timings["generate"] += time.perf_counter() - t0
         for name, seconds in frames.timings_s.items():
-            timings[f"generate.{name}"] = float(seconds)
-        self._check_frames(frames, n, height, width)
+            timings[f"generate.{name}"] = timings.get(f"generate.{name}", 0.0) + float(seconds)
+        check_frames(frames, n, height, width)
 
         # 4. reconstruct
-        report("reconstruct", n)
+        report("reconstruct", stop)
         t0 = time.perf_counter()
         depth = np.asarray(frames.depth, dtype=np.float32)
         merge_depth = depth
@@ -314,77 +368,57 @@ class ImaginationPipeline:
             frames.rgb, merge_depth, frames.imagined, K, T_world_cam, cfg.imagined_confidence, not cfg.merge_observed,
             cfg.drop_depth_edges, cfg.edge_threshold, cfg.reconstruct_stride, self.device, return_sources=True,
             max_imagined_distance_px=cfg.max_imagined_distance_px)
-        timings["reconstruct"] = time.perf_counter() - t0
+        timings["reconstruct"] += time.perf_counter() - t0
 
-        # 5. align non-metric depth to the cache
-        report("align", n)
+        # 5. align non-metric depth to the cache (one Sim(3) per chunk)
+        report("align", stop)
         t0 = time.perf_counter()
         T_fix = np.eye(4)
         if not frames.depth_is_metric:
-            T_fix = self._align(frames, depth, cond.mask.cpu().numpy(), cond_index, K, T_world_cam)
+            T_fix = self._align(frames, depth, cond.mask.cpu().numpy(), cond_index, K, T_world_cam, cache=cache)
             xyz = xyz @ torch.as_tensor(T_fix[:3, :3].T, dtype=xyz.dtype, device=xyz.device) \
                 + torch.as_tensor(T_fix[:3, 3], dtype=xyz.dtype, device=xyz.device)
-            depth = self._aligned_depth(depth, K, T_world_cam, T_fix)
-        timings["align"] = time.perf_counter() - t0
+            depth = aligned_depth(depth, K, T_world_cam, T_fix)
+        timings["align"] += time.perf_counter() - t0
 
         # 6. merge
-        report("merge", n)
+        report("merge", stop)
         t0 = time.perf_counter()
+        keyframes = [i - start for i in self._keyframe_indices(len(trajectory)) if start <= i < stop]
         if cfg.memory != "none" and xyz.shape[0]:
-            drop = is_imagined & self._beyond_rendered_depth(xyz, frame, T_cam_world, cond)
-            if cfg.free_space_tolerance is not None:
-                views = self._keyframe_indices(n)
+            drop = is_imagined & beyond_rendered_depth(xyz, frame, T_cam_world, cond)
+            if cfg.free_space_tolerance is not None and keyframes:
                 drop |= is_imagined & seen_through(
-                    xyz, torch.as_tensor(depth[views], device=xyz.device),
+                    xyz, torch.as_tensor(depth[keyframes], device=xyz.device),
                     torch.as_tensor(np.asarray(K, np.float64), device=xyz.device),
-                    torch.as_tensor(T_world_cam[views], device=xyz.device), cfg.free_space_tolerance, frame,
-                    torch.as_tensor(views, device=xyz.device))
+                    torch.as_tensor(T_world_cam[keyframes], device=xyz.device), cfg.free_space_tolerance, frame,
+                    torch.as_tensor(keyframes, device=xyz.device))
             if cfg.protect_observed:
                 # an imagined point never edits a voxel that holds an observation: there it can only be worse
-                drop |= is_imagined & (self.cache.confidence_at(xyz) >= 1.0)
+                drop |= is_imagined & (cache.confidence_at(xyz) >= 1.0)
             xyz, rgb, conf = xyz[~drop], rgb[~drop], conf[~drop]
         if cfg.memory != "none" and xyz.shape[0]:
             self.cache.merge(xyz, rgb=rgb, confidence=conf, view_id=self._trajectories_done + 1,
-                             viewpoint=T_world_cam[:, :3, 3].mean(axis=0))
-        timings["merge"] = time.perf_counter() - t0
+                             viewpoint=trajectory.T_world_cam[:, :3, 3].mean(axis=0))
+        timings["merge"] += time.perf_counter() - t0
 
         # 7. keyframes
-        report("bank", n)
+        report("bank", stop)
         t0 = time.perf_counter()
         if cfg.memory == "ggm+ssm":
-            self._add_keyframes(trajectory.id, frames.rgb, depth, K, T_world_cam)
-        timings["bank"] = time.perf_counter() - t0
-        self._trajectories_done += 1
-        report("done", n)
-        return TrajectoryResult(trajectory.id, np.asarray(frames.rgb, dtype=np.float32), depth,
-                                np.asarray(frames.imagined, dtype=bool), T_world_cam.copy(), np.array(K),
-                                timings, len(self.cache), [[r.keyframe_id for r in refs] for refs in references],
-                                T_fix, trajectory.timestamps_s)
-
-    @staticmethod
-    def _beyond_rendered_depth(xyz: torch.Tensor, frame: torch.Tensor, T_cam_world: torch.Tensor,
-                               cond) -> torch.Tensor:
-        """(M,) bool: points deeper in their frame (``frame`` (M,) indexes ``T_cam_world`` (N, 4, 4)) than the
-        farthest cache point of that frame's render ``cond`` (module doc, stage 6). A frame the cache does not
-        reach at all supports no imagined depth."""
-        far = torch.where(cond.mask, cond.depth, torch.zeros_like(cond.depth)).flatten(1).amax(dim=1)
-        T = T_cam_world.to(xyz.device, torch.float64)[frame]
-        z = (T[:, 2, :3] * xyz.to(torch.float64)).sum(dim=1) + T[:, 2, 3]
-        return z > far.to(xyz.device, torch.float64)[frame]
-
-    @staticmethod
-    def _check_frames(frames: GeneratedFrames, n: int, height: int, width: int) -> None:
-        for name, shape in (("rgb", (n, height, width, 3)), ("depth", (n, height, width)),
-                            ("imagined", (n, height, width))):
-            actual = tuple(np.shape(getattr(frames, name)))
-            if actual != shape:
-                raise InputError(f"backend.{name}", f"expected shape {shape}, got {actual}")
+            for i in keyframes:
+                self.bank.add(Keyframe.from_frame(frames.rgb[i], depth[i], K, T_world_cam[i], self._take_keyframe_id(),
+                                                  trajectory.id))
+        timings["bank"] += time.perf_counter() - t0
+        return (np.asarray(frames.rgb, dtype=np.float32), depth, np.asarray(frames.imagined, dtype=bool),
+                [[r.keyframe_id for r in refs] for refs in references], T_fix)
 
     def _align(self, frames: GeneratedFrames, depth: np.ndarray, cond_mask: np.ndarray, cond_index: np.ndarray,
-               K: np.ndarray, T_world_cam: np.ndarray) -> np.ndarray:
-        """Sim(3) (4, 4) mapping the generated geometry onto the cache, from pixels the cache covered."""
+               K: np.ndarray, T_world_cam: np.ndarray, cache: GlobalCache | None = None) -> np.ndarray:
+        """Sim(3) (4, 4) mapping the generated geometry onto the cache, from pixels the cache covered;
+        ``cond_index`` indexes ``cache`` (the one rendered; default: the pipeline's)."""
         src, dst = [], []
-        cache_xyz = self.cache.xyz.cpu()
+        cache_xyz = (self.cache if cache is None else cache).xyz.cpu()
         gen = np.random.default_rng(self.config.seed)
         per_frame = max(64, 20_000 // depth.shape[0])
         for i in range(depth.shape[0]):
@@ -408,26 +442,7 @@ class ImaginationPipeline:
         T, _ = robust_umeyama(src_t, dst_t, with_scale=True, inlier_threshold_m=threshold, seed=self.config.seed)
         return T.numpy()
 
-    @staticmethod
-    def _aligned_depth(depth: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, T_fix: np.ndarray) -> np.ndarray:
-        """Depth (N, H, W) of the aligned geometry seen from the (unchanged) target poses."""
-        out = np.zeros_like(depth)
-        for i in range(depth.shape[0]):
-            cam = backproject_depth(torch.as_tensor(depth[i], dtype=torch.float64), torch.as_tensor(K), None).numpy()
-            world = cam @ T_world_cam[i, :3, :3].T + T_world_cam[i, :3, 3]
-            moved = world @ T_fix[:3, :3].T + T_fix[:3, 3]
-            T_cw = np.linalg.inv(T_world_cam[i])
-            z = (moved @ T_cw[:3, :3].T + T_cw[:3, 3])[..., 2]
-            out[i] = np.where(depth[i] > 0, z, 0.0).astype(np.float32)
-        return out
-
     def _keyframe_indices(self, n: int) -> list[int]:
         """Frames of an n-frame trajectory that become keyframes: every ``keyframe_stride``-th and the last
         (where the trajectory ended up, and where the next one may pick up)."""
         return sorted(set(range(self.config.keyframe_stride - 1, n, self.config.keyframe_stride)) | {n - 1})
-
-    def _add_keyframes(self, trajectory_id: str, rgb: np.ndarray, depth: np.ndarray, K: np.ndarray,
-                       T_world_cam: np.ndarray) -> None:
-        for i in self._keyframe_indices(depth.shape[0]):
-            kf = Keyframe.from_frame(rgb[i], depth[i], K, T_world_cam[i], self._take_keyframe_id(), trajectory_id)
-            self.bank.add(kf)

@@ -80,7 +80,8 @@ class ImaginationWorker:
         return PipelineConfig(backend=p["backend"], memory=p["memory"], voxel_size_m=p["voxel_size_m"],
                               max_cache_points=p["max_cache_points"], bank_capacity=p["bank_capacity"],
                               keyframe_stride=p["keyframe_stride"], width=width, height=height, seed=p["seed"],
-                              device=p["device"])
+                              device=p["device"], chunk_frames=p["chunk_frames"],
+                              keep_frames=False)  # views go out through on_frame; results keep no frames
 
     def _pipeline_for(self, snapshot: Snapshot) -> ImaginationPipeline:
         config = self._pipeline_config()

@@ -141,6 +141,9 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "poses", 2, 1_000_000),
     ParamSpec("max_frames_per_path", 500, "Most views per path, for the frames_per_path parameter and a "
               "goal's frames_per_path alike; a goal asking more is rejected.", "views", 2, 100_000),
+    ParamSpec("chunk_frames", 25, "Views rendered, generated and merged together: a longer path runs chunk by "
+              "chunk so memory does not grow with its length (0 = the whole path at once; a video backend "
+              "generates each chunk as its own clip); takes effect at the next snapshot.", "views", 0, 100_000),
     # persistence of the memories (issue 14, item 6)
     ParamSpec("state_dir", "", "Folder where the cache and the memory bank are saved (global_cache.npz, "
               "memory_bank.npz) on shutdown, on the save_state service and every save_period_s; empty = off. "
