@@ -272,3 +272,37 @@ def test_bad_input_never_stops_the_node(peer):
     finally:
         out = stop(node)
     assert "Traceback" not in out, out[-3000:]
+
+
+def test_sigterm_with_queued_goals_exits_within_bounded_time(peer):
+    """The real executable (main: executor sized from queue_size) with one long goal running and two queued
+    is stopped with SIGTERM: it exits cleanly in well under the 10 s bound (issue 14, item 1)."""
+    node = start_module(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "queue_size:=2",
+                                       "-p", "chunk_frames:=10"]))
+    cam = Camera(peer)
+    client = ActionClient(peer.node, Imagine, "imagine")
+    try:
+        assert peer.wait(client.server_is_ready, 30.0), "imagine action not found"
+        long_path, _ = _straight_path(cam.T_world_base, 0.5, 3)
+        goal = Imagine.Goal(paths=[CandidatePath(id="long", path=long_path)], frames_per_path=400, new_snapshot=True)
+        feedback = []
+        deadline = time.monotonic() + 60.0
+        while not any(f.stage == "generate" for f in feedback) and time.monotonic() < deadline:
+            cam.publish()  # until a snapshot succeeds and the first goal is generating
+            fut = client.send_goal_async(goal, feedback_callback=lambda fb: feedback.append(fb.feedback))
+            assert peer.wait(fut.done, 10.0), "no answer to the goal"
+            peer.wait(lambda: any(f.stage == "generate" for f in feedback), 5.0)
+        assert any(f.stage == "generate" for f in feedback), "the long goal never started generating"
+        queued = [client.send_goal_async(goal) for _ in range(2)]
+        assert peer.wait(lambda: all(q.done() for q in queued), 10.0), "queued goals not answered"
+        assert all(q.result().accepted for q in queued)
+        t0 = time.monotonic()
+        node.terminate()
+        out, _ = node.communicate(timeout=15)
+        seconds = time.monotonic() - t0
+        assert node.returncode == 0, out[-3000:]
+        assert seconds < 10.0, f"exit took {seconds:.1f} s"
+        print(f"SIGTERM with 1 running + 2 queued goals: exited in {seconds:.2f} s")
+    finally:
+        if node.poll() is None:
+            stop(node)

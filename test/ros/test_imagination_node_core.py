@@ -287,6 +287,20 @@ def test_state_is_saved_and_restored_and_a_corrupt_file_starts_empty(peer, tmp_p
         assert xyz.shape[0] > 0
     finally:
         restored.close()
+    # saved with another voxel size: the first snapshot starts over, saying why, instead of failing forever
+    other = Running(**{**params, "voxel_size_m": 0.05}, restore_on_start=True)
+    try:
+        deadline, result = time.monotonic() + 60.0, None
+        while time.monotonic() < deadline and not (result and result.success):
+            cam.publish()
+            res = _send(peer, client, goal).get_result_async()
+            assert peer.wait(res.done, 60.0), "no result"
+            result = res.result().result
+        assert result.success, result.message
+        assert other.node.problems.count("state.restore") == 1
+        assert "voxel size" in other.node.problems._entries["state.restore"].last_message
+    finally:
+        other.close()
     data = (state / BANK_FILE).read_bytes()
     (state / BANK_FILE).write_bytes(data[: len(data) // 2])  # truncated, as by a kill mid-copy
     empty = Running(**params, restore_on_start=True)

@@ -318,7 +318,9 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
         with self._goals_cond:  # the goals' results reach their clients before the action server goes
             self._goals_cond.wait_for(lambda: self._goals_running == 0, timeout=SHUTDOWN_TIMEOUT_S)
             ended = self._goals_ended
-        if self._action is not None:  # their result responses are sent by executor tasks: wait for them too
+        # their result responses are sent by executor tasks: wait for them too, unless the context is already
+        # shut down (SIGINT/SIGTERM), when nothing can be sent any more
+        if self._action is not None and self.context.ok():
             with self._action.results_cond:
                 self._action.results_cond.wait_for(lambda: self._action.results_sent >= ended,
                                                    timeout=max(0.0, deadline - time.monotonic()))

@@ -63,7 +63,11 @@ class ImaginationWorker:
         restored = self._restored_memories
         if restored is not None:
             # the map saved before a restart is kept: the new snapshot is merged into it (issue 14, item 6)
-            pipeline.adopt_memories(*restored)
+            try:
+                pipeline.adopt_memories(*restored)
+            except WorldStereoError as err:  # saved with other settings (voxel size): start over, say why
+                self.problems.report("state.restore", f"restored state not used, starting empty: {err}", "error")
+                restored = None
         pipeline.initialize(snapshot, keep_memories=restored is not None)
         with self._lock:
             self._pipeline, self._snapshot = pipeline, snapshot
