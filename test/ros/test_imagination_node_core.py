@@ -353,3 +353,26 @@ def test_node_reads_of_the_cache_stay_consistent_while_the_worker_merges(peer):
         writer.join(10.0)
         run.close()
     assert reads[0] > 10 and not bad, f"{len(bad)} of {reads[0]} reads returned points outside the radius"
+
+
+def test_cancelling_a_queued_goal_ends_it_at_once(peer):
+    run = Running(queue_size=2)
+    cam = Camera(peer)
+    client = ActionClient(peer.node, Imagine, "imagine")
+    try:
+        assert peer.wait(client.server_is_ready, 30.0), "imagine action not found"
+        release = _hold_worker(run.node)
+        running = _send(peer, client, _goal(cam))
+        assert running.accepted and release.started.wait(30.0), "the worker did not start the first goal"
+        queued = _send(peer, client, _goal(cam))
+        assert queued.accepted
+        cancel = queued.cancel_goal_async()
+        assert peer.wait(cancel.done, 30.0), "no answer to the cancel"
+        res = queued.get_result_async()
+        assert peer.wait(res.done, 30.0), "the cancelled queued goal did not end while another one runs"
+        assert res.result().status == GoalStatus.STATUS_CANCELED
+        assert res.result().result.message == "cancelled before it ran"
+        assert not running.get_result_async().done()  # the running goal was left alone
+        release.set()
+    finally:
+        run.close()

@@ -102,3 +102,17 @@ def test_offer_refuses_instead_of_dropping_when_the_queue_is_full():
     assert q.offer(_req("late"), "queue", 1) == "the node is shutting down"
     with pytest.raises(InputError, match="queue_size"):
         q.offer(_req("bad"), "queue", 0)
+
+
+def test_withdraw_ends_a_waiting_request_but_not_the_running_one():
+    q = RequestQueue()
+    running, waiting, twin = _req("running"), _req("same"), _req("same")
+    for r in (running, waiting, twin):
+        q.submit(r, "queue", 4)
+    assert q.take(0.1) is running
+    assert not q.withdraw(running, "cancelled before it ran")  # it runs: cancel it through its event
+    assert q.withdraw(twin, "cancelled before it ran")  # by identity: the equal-looking one stays
+    assert twin.done.is_set() and twin.result == {"cancelled": True, "success": False,
+                                                  "message": "cancelled before it ran"}
+    assert not waiting.done.is_set() and len(q) == 1
+    assert not q.withdraw(twin, "again")

@@ -250,7 +250,10 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
 
     def _on_goal(self, goal) -> GoalResponse:
         """Accept ``goal`` by queueing its request now, or reject it with a logged reason (module doc)."""
-        problem = self._goal_problem(goal)
+        try:
+            problem = self._goal_problem(goal)
+        except Exception as err:  # a goal must never stop the node
+            problem = "goal.invalid", f"imagine goal rejected: {type(err).__name__}: {err}"
         if problem is None:
             ids = [cp.id or f"path_{i}" for i, cp in enumerate(goal.paths)]
             frames = int(goal.frames_per_path) or self.p["frames_per_path"]
@@ -284,8 +287,9 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
                                              bool(goal.new_snapshot))
                     self._submit(request)
             while not request.done.wait(0.05):
-                if goal_handle.is_cancel_requested:
+                if goal_handle.is_cancel_requested and not request.cancel.is_set():
                     request.cancel.set()
+                    self._requests.withdraw(request, "cancelled before it ran")
                 if request.feedback:
                     goal_handle.publish_feedback(request.feedback.pop())
             result = imagine_result(request.result)

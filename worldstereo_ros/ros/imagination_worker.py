@@ -129,6 +129,10 @@ class ImaginationWorker:
     def _work(self) -> None:
         while (request := self._requests.take()) is not None:
             try:
+                if request.cancel.is_set():  # cancelled while it waited: nothing to undo, nothing to run
+                    request.result.update(success=False, cancelled=True, message="cancelled before it ran")
+                    self.stats["cancelled"] += 1
+                    continue
                 self._run(request)
             except RequestError as err:
                 self.problems.report(err.key, str(err))

@@ -146,6 +146,18 @@ class RequestQueue:
             self._submit_locked(request, busy_policy, queue_size)
         return None
 
+    def withdraw(self, request: ImagineRequest, message: str) -> bool:
+        """End a waiting ``request`` unrun (``cancelled``, ``message``, ``done`` set); False, and nothing
+        changed, when it is not waiting (it runs, or has ended)."""
+        with self._cond:
+            index = next((i for i, r in enumerate(self._waiting) if r is request), None)  # identity, not ==
+            if index is None:
+                return False
+            del self._waiting[index]
+        request.result["cancelled"] = True
+        request.drop(message)
+        return True
+
     def take(self, timeout_s: float | None = None) -> ImagineRequest | None:
         """The next request, which becomes the running one; None after :meth:`stop` or when ``timeout_s``
         passed with nothing to do. Call :meth:`finish` when it has run."""
