@@ -19,7 +19,7 @@ from worldstereo_ros.memory.global_cache import GlobalCache
 from worldstereo_ros.ros.conversions.pointcloud2 import xyzrgb_to_pointcloud2
 from worldstereo_ros.ros.transform_tree import TransformLookupError
 
-#: parameter -> (timer name, callback method name, period in seconds from the value; None = no timer)
+#: parameter -> (name of the node method the timer calls, period in seconds from the value; None = no timer)
 TIMED_PARAMETERS = {
     "diagnostics_period_s": ("_publish_diagnostics", lambda v: v),
     "local_rate_hz": ("_publish_local_cache", lambda v: 1.0 / v if v > 0 else None),
@@ -67,7 +67,8 @@ class ImaginationOutputs:
     def _publish_cache_if_needed(self, force: bool = False) -> None:
         try:
             with self._lock:
-                version, has_cache = self._cache_version, (self._pipeline or self._restored_memories) is not None
+                version = self._cache_version
+                has_cache = self._pipeline is not None or self._restored_memories is not None
             if not has_cache or version == self._published_version:
                 return
             if not force and self.pub_cache.get_subscription_count() == 0:
