@@ -376,3 +376,27 @@ def test_cancelling_a_queued_goal_ends_it_at_once(peer):
         release.set()
     finally:
         run.close()
+
+
+def test_state_is_saved_periodically_when_it_changed(peer, tmp_path):
+    run = Running(state_dir=str(tmp_path / "s"), allowed_roots=[str(tmp_path)], save_period_s=0.2)
+    cam = Camera(peer)
+    client = ActionClient(peer.node, Imagine, "imagine")
+    try:
+        assert peer.wait(client.server_is_ready, 30.0), "imagine action not found"
+        assert not peer.wait(lambda: run.node.stats["state_saved"] > 0, 1.0)  # nothing to save yet
+        goal = _goal(cam)
+        goal.new_snapshot = True
+        deadline, result = time.monotonic() + 60.0, None
+        while time.monotonic() < deadline and not (result and result.success):
+            cam.publish()
+            res = _send(peer, client, goal).get_result_async()
+            assert peer.wait(res.done, 60.0), "no result"
+            result = res.result().result
+        assert result.success, result.message
+        assert peer.wait(lambda: (tmp_path / "s" / CACHE_FILE).is_file() and (tmp_path / "s" / BANK_FILE).is_file(),
+                         30.0), "the periodic save wrote nothing"
+        saved = run.node.stats["state_saved"]
+        assert not peer.wait(lambda: run.node.stats["state_saved"] > saved + 1, 1.5)  # unchanged: not re-saved
+    finally:
+        run.close()
