@@ -385,6 +385,7 @@ def test_state_is_saved_periodically_when_it_changed(peer, tmp_path):
     try:
         assert peer.wait(client.server_is_ready, 30.0), "imagine action not found"
         assert not peer.wait(lambda: run.node.stats["state_saved"] > 0, 1.0)  # nothing to save yet
+        assert run.node.problems.count("state.save") == 0  # and that is no problem
         goal = _goal(cam)
         goal.new_snapshot = True
         deadline, result = time.monotonic() + 60.0, None

@@ -104,6 +104,8 @@ class StatePersistence:
     def _periodic_save(self) -> None:
         if self._state_dir is None or self._cache_version == self._saved_version:
             return  # nothing changed since the last save
+        if self._pipeline is None and self._restored_memories is None:
+            return  # nothing to save yet: not a problem, the first snapshot has not come
         try:
             self.save_state()
         except (InputError, OSError) as err:
