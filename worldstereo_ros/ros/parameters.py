@@ -28,6 +28,8 @@ class ParamSpec:
 
     @property
     def type_name(self) -> str:
+        if isinstance(self.default, list) and self.default and isinstance(self.default[0], str):
+            return "string[]"
         return {bool: "bool", int: "int", float: "double", str: "string", list: "double[]"}[type(self.default)]
 
     def check(self, value: Any) -> Any:
@@ -45,6 +47,12 @@ class ParamSpec:
             raise ConfigError(self.name, f"must be one of {', '.join(self.choices)}; got {value!r}")
         return value
 
+
+#: Folders every path parameter (model_path, base_model_path, depth_model_path) must resolve into; "." is the
+#: working directory at start-up. Shared by every node that takes paths (ros/path_parameters.py checks them).
+ALLOWED_ROOTS = ParamSpec("allowed_roots", [".", "~/.cache/worldstereo_ros"], "Folders that path parameters "
+                          "must resolve into ('..' and symlinks out refused); '.' = the working directory at "
+                          "start-up, '~' = the home folder.", read_only=True)
 
 IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("fixed_frame", "map", "Frame the cache, poses and imagined views are expressed in."),
@@ -115,6 +123,15 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("seed", 0, "Seed of the generator (runs are repeatable).", "", 0, 2**31 - 1),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics.", "s", 0.1, 60.0),
+    ParamSpec("generator", "local", "Where the backend runs: local (in this process) or remote (generation_node, "
+              "possibly on another host, over DDS; docs/split-deployment.md).", choices=("local", "remote"),
+              read_only=True),
+    ParamSpec("generation_namespace", "", "Namespace of generation_node's generate action (generator remote); "
+              "empty = this node's namespace.", read_only=True),
+    ParamSpec("generation_timeout_s", 120.0, "Generator remote: the longest silence accepted from generation_node "
+              "(finding it, accepting a request, the next frame or the result).", "s", 0.1, 3600.0,
+              read_only=True),
+    ALLOWED_ROOTS,
 )
 
 PARAMS_BY_NAME = {p.name: p for p in IMAGINATION_NODE_PARAMS}
