@@ -12,7 +12,6 @@ docs/split-deployment.md has the deployment, QoS and bandwidth.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -32,21 +31,12 @@ from worldstereo_ros.ros.node_main import run_node
 from worldstereo_ros.ros.parameters import ALLOWED_ROOTS, PARAMS_BY_NAME, ParamSpec, declare_params
 from worldstereo_ros.ros.parameters import markdown_table as parameters_table
 from worldstereo_ros.ros.path_parameters import confine_path_parameters
-from worldstereo_ros.ros.remote_generator import FEEDBACK_QOS
+from worldstereo_ros.ros.remote_generator import FEEDBACK_QOS, backend_options
 
 #: The backend's parameters mean what they mean on imagination_node (one description, one place).
 GENERATION_NODE_PARAMS: tuple[ParamSpec, ...] = tuple(
     PARAMS_BY_NAME[name] for name in ("backend", "model_path", "variant", "base_model_path", "dtype", "steps",
                                       "prompt", "offload", "device")) + (ALLOWED_ROOTS,)
-
-
-def backend_options(p: dict[str, Any]) -> dict[str, Any]:
-    """Constructor options of backend ``p["backend"]`` from the node's parameters."""
-    if p["backend"] != "worldstereo":
-        return {}
-    return dict(model_path=p["model_path"], variant=p["variant"], device=p["device"],
-                base_model_path=p["base_model_path"] or None, dtype=p["dtype"], steps=p["steps"] or None,
-                prompt=p["prompt"], offload=p["offload"])
 
 
 def markdown_table() -> str:

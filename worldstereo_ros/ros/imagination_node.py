@@ -35,7 +35,6 @@ from std_srvs.srv import Trigger
 
 from worldstereo_ros.action import Imagine
 from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.generation.base import create_backend
 from worldstereo_ros.geometry.trajectories import camera_poses_along_path
 from worldstereo_ros.msg import CandidatePaths, ImaginedView
 from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
@@ -52,6 +51,8 @@ from worldstereo_ros.ros.imagination_messages import (
     snapshot_from_frame,
 )
 from worldstereo_ros.ros.node_main import run_node
+from worldstereo_ros.ros.path_parameters import confine_path_parameters
+from worldstereo_ros.ros.remote_generator import node_generator
 from worldstereo_ros.ros.request_queue import ImagineRequest, RequestError, RequestQueue
 from worldstereo_ros.ros.tf import TfBroadcaster, TfLookup, stamp_to_ns
 from worldstereo_ros.ros.transform_tree import TransformLookupError
@@ -74,7 +75,7 @@ class ImaginationNode(Node):
         self._requests = RequestQueue()
         self._worker: threading.Thread | None = None
         self._action = None
-        self.p = parameters.declare(self)
+        self.p = confine_path_parameters(parameters.declare(self))
         self.problems = ProblemLog(self.get_logger())
         self.tf = TfLookup(self)
         self.tf_out = TfBroadcaster(self)
@@ -249,14 +250,8 @@ class ImaginationNode(Node):
 
     def _shared_backend(self):
         """The node's one generator backend: a heavy model is loaded once, by the warm-up, and reused."""
-        if self._backend is None:
-            p = self.p
-            options = {}
-            if p["backend"] == "worldstereo":
-                options = dict(model_path=p["model_path"], variant=p["variant"], device=p["device"],
-                               base_model_path=p["base_model_path"] or None, dtype=p["dtype"],
-                               steps=p["steps"] or None, prompt=p["prompt"], offload=p["offload"])
-            self._backend = create_backend(p["backend"], **options)
+        if self._backend is None:  # generator local: create_backend; remote: RemoteGenerator over DDS
+            self._backend = node_generator(self, self.p)
         if hasattr(self._backend, "prompt"):
             self._backend.prompt = self.p["prompt"]  # prompt is the one backend parameter that may change live
         return self._backend

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,12 +28,14 @@ from worldstereo_ros.action import Generate
 from worldstereo_ros.errors import BackendError, ConversionError, InputError
 from worldstereo_ros.generation.base import (
     CancelCheck,
+    Capabilities,
     FrameCallback,
     GeneratedFrames,
     GenerationCancelled,
     GenerationRequest,
     Generator,
     StepCallback,
+    create_backend,
 )
 from worldstereo_ros.ros.conversions.generation import (
     check_rgb_encoding,
@@ -61,6 +64,24 @@ def action_name(namespace: str) -> str:
     if "//" in namespace or not all(part.replace("_", "a").isalnum() for part in parts if part):
         raise InputError("generation_namespace", f"expected a ROS namespace like /gpu_server, got {namespace!r}")
     return namespace.rstrip("/") + "/generate"
+
+
+def backend_options(p: dict[str, Any]) -> dict[str, Any]:
+    """Constructor options of the local backend ``p["backend"]`` from a node's parameters."""
+    if p["backend"] != "worldstereo":
+        return {}
+    return dict(model_path=p["model_path"], variant=p["variant"], device=p["device"],
+                base_model_path=p["base_model_path"] or None, dtype=p["dtype"], steps=p["steps"] or None,
+                prompt=p["prompt"], offload=p["offload"])
+
+
+def node_generator(node: Node, p: dict[str, Any]) -> Generator:
+    """The generator a node's parameters choose: ``generator`` local -> the backend ``backend`` in this process;
+    remote -> a :class:`RemoteGenerator` asking generation_node (``generation_namespace``, ``generation_timeout_s``).
+    """
+    if p.get("generator", "local") == "remote":
+        return RemoteGenerator(node, p["generation_namespace"], p["generation_timeout_s"])
+    return create_backend(p["backend"], **backend_options(p))
 
 
 class RemoteGenerator(Generator):
@@ -94,6 +115,12 @@ class RemoteGenerator(Generator):
         self.should_cancel: CancelCheck | None = None
         #: scene prompt sent with requests that carry none (imagination_node sets it from its parameter)
         self.prompt = ""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """``needs_weights`` true: the server loads and warms its backend itself, so a robot's warm-up must not
+        send a synthetic trajectory (it would wait for a server that may not be up yet)."""
+        return Capabilities(needs_weights=True)
 
     def server_ready(self) -> bool:
         """Whether a generation node serves the action now (no waiting)."""
