@@ -29,6 +29,7 @@ from node_processes import stop  # noqa: E402
 from worldstereo_ros.errors import BackendError  # noqa: E402
 from worldstereo_ros.generation.base import GenerationCancelled, create_backend  # noqa: E402
 from worldstereo_ros.ros import remote_generator  # noqa: E402
+from worldstereo_ros.ros.launch_subset import find_launch_file, load_launch_file  # noqa: E402
 from worldstereo_ros.ros.remote_generator import RemoteGenerator, action_name, node_generator  # noqa: E402
 
 torch.set_num_threads(1)
@@ -195,3 +196,12 @@ def test_split_across_two_network_namespaces(two_hosts, tmp_path):
     split = split_scenario.Views({k: saved[f"streamed_{k}"] for k in ("rgb", "depth", "imagined")},
                                  {k: saved[f"results_{k}"] for k in ("rgb", "depth", "imagined")})
     assert_same_views(split_scenario.run(create_backend("render_fill")), split)
+
+
+def test_the_split_launch_file_starts_generation_node_in_its_namespace():
+    [node] = load_launch_file(find_launch_file("split_generation.launch.py"),
+                              {"backend": "render_fill", "allowed_roots": "['/models', '.']"})
+    assert node.module == "worldstereo_ros.ros.generation_node" and node.namespace == "generation"
+    [params] = node.parameters
+    assert params["allowed_roots"] == ["/models", "."] and params["backend"] == "render_fill"
+    assert params["model_path"] == "" and "__ns:=/generation" in node.command()
