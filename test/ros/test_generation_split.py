@@ -205,3 +205,23 @@ def test_the_split_launch_file_starts_generation_node_in_its_namespace():
     [params] = node.parameters
     assert params["allowed_roots"] == ["/models", "."] and params["backend"] == "render_fill"
     assert params["model_path"] == "" and "__ns:=/generation" in node.command()
+
+
+def test_frames_lost_before_the_dds_match_are_asked_for_again(server, robot, monkeypatch):
+    # feedback published before the server's writer matched a new reader is lost; simulate losing frame 0 once
+    real, dropped = remote_generator._Call.feedback, []
+
+    def lossy(self, msg):
+        if msg.has_frame and msg.index == 0 and not dropped:
+            dropped.append(msg.index)
+            return
+        real(self, msg)
+
+    monkeypatch.setattr(remote_generator._Call, "feedback", lossy)
+    monkeypatch.setattr(remote_generator, "STRAGGLER_S", 0.5)
+    seen = []
+    frames = split_scenario.run_request(RemoteGenerator(robot, server, timeout_s=60.0),
+                                        on_frame=lambda index, *rest: seen.append(index))
+    assert dropped == [0] and seen == list(range(split_scenario.FRAMES))  # in order, each once
+    expected = split_scenario.run_request(create_backend("render_fill"))
+    assert np.array_equal(frames.rgb, expected.rgb) and np.array_equal(frames.depth, expected.depth)

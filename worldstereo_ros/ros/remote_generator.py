@@ -84,6 +84,10 @@ def node_generator(node: Node, p: dict[str, Any]) -> Generator:
     return create_backend(p["backend"], **backend_options(p))
 
 
+#: Seconds to wait after the result for frames whose feedback is still on its way before asking again.
+STRAGGLER_S = 3.0
+
+
 class RemoteGenerator(Generator):
     """Sends each request to ``generation_node`` (see the module doc).
 
@@ -146,10 +150,19 @@ class RemoteGenerator(Generator):
         goal.prompt = request.prompt or self.prompt
         self._wait_for_server()
         call = _Call(request, on_frame, self.on_step)
-        send = self._client.send_goal_async(goal, feedback_callback=lambda msg: call.events.put(("feedback", msg)))
-        send.add_done_callback(lambda future: call.events.put(("goal", future)))
         try:
-            result = self._serve(call)
+            for attempt in range(2):
+                result = self._serve(call, goal)
+                if not call.missing():
+                    break
+                # A reliable stream loses nothing once matched, but feedback published before the server's
+                # writer has matched a new client's reader is gone; the same goal (generator state included)
+                # makes the same frames, so asking once more fills the gap.
+                self._node.get_logger().warn(f"frames {call.missing()} of trajectory {request.trajectory_id!r} "
+                                             "did not arrive; asking the generation server again")
+            if call.missing():
+                raise BackendError(f"frames {call.missing()} of trajectory {request.trajectory_id!r} never arrived "
+                                   "from the generation server (twice)")
         except BaseException:
             call.cancel()  # never leave the remote GPU working for nobody
             raise
@@ -172,20 +185,27 @@ class RemoteGenerator(Generator):
     def _resolved(self) -> str:
         return self._node.resolve_topic_name(self.action) if hasattr(self._node, "resolve_topic_name") else self.action
 
-    def _serve(self, call: "_Call"):
-        """Handle events until the result and every frame are in; the Generate.Result."""
-        deadline = time.monotonic() + self.timeout_s
+    def _serve(self, call: "_Call", goal):
+        """Send ``goal`` and handle its events until the result and every frame are in, or the result is in and
+        no frame came for :data:`STRAGGLER_S`; the Generate.Result."""
+        events = call.new_goal()
+        send = self._client.send_goal_async(goal, feedback_callback=lambda msg: events.put(("feedback", msg)))
+        send.add_done_callback(lambda future: events.put(("goal", future)))
+        deadline = straggler_deadline = time.monotonic() + self.timeout_s
         result = None
         while result is None or call.missing():
             if self.should_cancel is not None and self.should_cancel():
                 raise GenerationCancelled("cancelled while the generation server was working")
             try:
-                kind, payload = call.events.get(timeout=0.05)
+                kind, payload = events.get(timeout=0.05)
             except queue.Empty:
+                if result is not None and time.monotonic() > straggler_deadline:
+                    return result  # feedback lags the result a little at most; the caller asks again
                 if time.monotonic() > deadline:
                     raise BackendError(self._silence(call, result)) from None
                 continue
             deadline = time.monotonic() + self.timeout_s  # the server is alive: the silence starts again
+            straggler_deadline = time.monotonic() + min(self.timeout_s, STRAGGLER_S)
             if kind == "goal":
                 call.accepted(payload)
             elif kind == "feedback":
@@ -214,6 +234,11 @@ class _Call:
         self.handle = None
         self._next = 0  # frames are handed to on_frame in order, whatever order feedback took
 
+    def new_goal(self) -> queue.Queue:
+        """A fresh event queue for the next goal of this call (frames already received are kept)."""
+        self.events, self.handle = queue.Queue(), None
+        return self.events
+
     def accepted(self, future) -> None:
         handle = future.result()
         if not handle.accepted:
@@ -232,7 +257,7 @@ class _Call:
             raise BackendError(f"generation server sent a malformed frame: {err}") from None
         if index >= self.n:
             raise BackendError(f"generation server sent frame {index} of a {self.n}-frame trajectory")
-        self.frames[index] = (rgb, depth, imagined)
+        self.frames.setdefault(index, (rgb, depth, imagined))  # a repeated goal's copy of a frame already here
         while self._next in self.frames:
             if self.on_frame is not None:
                 self.on_frame(self._next, *self.frames[self._next])
