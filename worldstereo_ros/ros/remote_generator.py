@@ -186,32 +186,43 @@ class RemoteGenerator(Generator):
         return self._node.resolve_topic_name(self.action) if hasattr(self._node, "resolve_topic_name") else self.action
 
     def _serve(self, call: "_Call", goal):
-        """Send ``goal`` and handle its events until the result and every frame are in, or the result is in and
-        no frame came for :data:`STRAGGLER_S`; the Generate.Result."""
+        """Send ``goal`` and handle its events until the result and every frame are in; the Generate.Result.
+
+        rclpy forgets a goal's feedback callback once its result has arrived, and feedback and result travel on
+        different channels, so the result is requested only when every frame is in, or when the goal's status
+        says it ended (at once if it failed; after :data:`STRAGGLER_S` without a frame if it succeeded, then the
+        caller asks again for what is missing).
+        """
         events = call.new_goal()
         send = self._client.send_goal_async(goal, feedback_callback=lambda msg: events.put(("feedback", msg)))
         send.add_done_callback(lambda future: events.put(("goal", future)))
-        deadline = straggler_deadline = time.monotonic() + self.timeout_s
+        deadline = last_event = time.monotonic()
+        deadline += self.timeout_s
         result = None
-        while result is None or call.missing():
+        while result is None:
             if self.should_cancel is not None and self.should_cancel():
                 raise GenerationCancelled("cancelled while the generation server was working")
             try:
                 kind, payload = events.get(timeout=0.05)
             except queue.Empty:
-                if result is not None and time.monotonic() > straggler_deadline:
-                    return result  # feedback lags the result a little at most; the caller asks again
                 if time.monotonic() > deadline:
                     raise BackendError(self._silence(call, result)) from None
-                continue
-            deadline = time.monotonic() + self.timeout_s  # the server is alive: the silence starts again
-            straggler_deadline = time.monotonic() + min(self.timeout_s, STRAGGLER_S)
-            if kind == "goal":
-                call.accepted(payload)
-            elif kind == "feedback":
-                call.feedback(payload.feedback)
-            elif kind == "result":
-                result = call.finished(payload)
+            else:
+                deadline = time.monotonic() + self.timeout_s  # the server is alive: the silence starts again
+                last_event = time.monotonic()
+                if kind == "goal":
+                    call.accepted(payload)
+                elif kind == "feedback":
+                    call.feedback(payload.feedback)
+                elif kind == "result":
+                    result = call.finished(payload)
+            if call.handle is not None and not call.result_requested:
+                status = call.handle.status
+                ended = status in (GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED) or (
+                    status == GoalStatus.STATUS_SUCCEEDED and time.monotonic() - last_event > min(self.timeout_s,
+                                                                                                  STRAGGLER_S))
+                if not call.missing() or ended:
+                    call.request_result()
         return result
 
     def _silence(self, call: "_Call", result) -> str:
@@ -232,11 +243,12 @@ class _Call:
         self.events: queue.Queue = queue.Queue()
         self.frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.handle = None
+        self.result_requested = False
         self._next = 0  # frames are handed to on_frame in order, whatever order feedback took
 
     def new_goal(self) -> queue.Queue:
         """A fresh event queue for the next goal of this call (frames already received are kept)."""
-        self.events, self.handle = queue.Queue(), None
+        self.events, self.handle, self.result_requested = queue.Queue(), None, False
         return self.events
 
     def accepted(self, future) -> None:
@@ -244,7 +256,12 @@ class _Call:
         if not handle.accepted:
             raise BackendError(f"the generation server rejected trajectory {self.request.trajectory_id!r}")
         self.handle = handle
-        handle.get_result_async().add_done_callback(lambda f: self.events.put(("result", f)))
+
+    def request_result(self) -> None:
+        """Ask for the goal's result (its feedback is dropped by rclpy once the answer is in)."""
+        events = self.events
+        self.result_requested = True
+        self.handle.get_result_async().add_done_callback(lambda f: events.put(("result", f)))
 
     def feedback(self, msg) -> None:
         if not msg.has_frame:
