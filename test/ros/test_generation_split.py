@@ -124,9 +124,11 @@ def test_the_servers_error_reaches_the_robot(server, robot, monkeypatch):
 
 
 def test_the_generator_parameter_chooses_local_or_remote(robot):
-    p = {"generator": "remote", "generation_namespace": "/gpu", "generation_timeout_s": 5.0, "backend": "render_fill"}
+    p = {"generator": "remote", "generation_namespace": "/gpu", "generation_timeout_s": 5.0, "backend": "render_fill",
+         "generation_rgb_encoding": "rgb8"}
     remote = node_generator(robot, p)
     assert isinstance(remote, RemoteGenerator) and remote.action == "/gpu/generate" and remote.timeout_s == 5.0
+    assert remote.rgb_encoding == "rgb8"
     remote.destroy()
     assert type(node_generator(robot, {**p, "generator": "local"})).__name__ == "RenderFillGenerator"
     assert action_name("") == "generate" and action_name("/") == "/generate" and action_name("gpu/") == "gpu/generate"

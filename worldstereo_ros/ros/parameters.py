@@ -131,6 +131,9 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("generation_timeout_s", 120.0, "Generator remote: the longest silence accepted from generation_node "
               "(finding it, accepting a request, the next frame or the result).", "s", 0.1, 3600.0,
               read_only=True),
+    ParamSpec("generation_rgb_encoding", "32FC3", "Generator remote: colour images on the wire, both ways: 32FC3 "
+              "(exact, the single process's views) or rgb8 (a quarter of the bytes, colours rounded to 1/255).",
+              choices=("32FC3", "rgb8"), read_only=True),
     ALLOWED_ROOTS,
 )
 

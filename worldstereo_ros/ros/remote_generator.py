@@ -77,10 +77,12 @@ def backend_options(p: dict[str, Any]) -> dict[str, Any]:
 
 def node_generator(node: Node, p: dict[str, Any]) -> Generator:
     """The generator a node's parameters choose: ``generator`` local -> the backend ``backend`` in this process;
-    remote -> a :class:`RemoteGenerator` asking generation_node (``generation_namespace``, ``generation_timeout_s``).
+    remote -> a :class:`RemoteGenerator` asking generation_node (``generation_namespace``, ``generation_timeout_s``,
+    ``generation_rgb_encoding``).
     """
     if p.get("generator", "local") == "remote":
-        return RemoteGenerator(node, p["generation_namespace"], p["generation_timeout_s"])
+        return RemoteGenerator(node, p["generation_namespace"], p["generation_timeout_s"],
+                               p.get("generation_rgb_encoding", "32FC3"))
     return create_backend(p["backend"], **backend_options(p))
 
 
