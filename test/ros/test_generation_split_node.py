@@ -19,7 +19,7 @@ from rclpy.action import ActionClient  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_processes import start_module, stop  # noqa: E402
-from test_imagination_node import Camera, _node_args, _straight_path, peer  # noqa: E402, F401
+from test_imagination_node import Camera, Peer, _node_args, _straight_path  # noqa: E402
 
 from worldstereo_ros.action import Imagine  # noqa: E402
 from worldstereo_ros.msg import CandidatePath  # noqa: E402
@@ -27,7 +27,15 @@ from worldstereo_ros.msg import CandidatePath  # noqa: E402
 FRAMES = 4
 
 
-def imagine_once(peer, cam: Camera, extra: list[str]) -> list:
+@pytest.fixture()
+def viewer():
+    """The test's node: camera publisher, Imagine client, subscriber of imagined/views and /diagnostics."""
+    node = Peer()
+    yield node
+    node.close()
+
+
+def imagine_once(peer: Peer, cam: Camera, extra: list[str]) -> list:
     """Start imagination_node with ``extra`` parameters, imagine one straight path, return its views, stop it."""
     node = start_module(_node_args(FRAMES, ["-p", "image_width:=0", "-p", "image_height:=0", *extra]))
     client = ActionClient(peer.node, Imagine, "imagine")
@@ -64,7 +72,8 @@ def imagine_once(peer, cam: Camera, extra: list[str]) -> list:
     return views
 
 
-def test_remote_generator_node_publishes_the_local_nodes_views(peer):
+def test_remote_generator_node_publishes_the_local_nodes_views(viewer):
+    peer = viewer
     namespace = f"/split_{uuid.uuid4().hex[:8]}"
     server = subprocess.Popen([sys.executable, "-m", "worldstereo_ros.ros.generation_node", "--ros-args", "-r",
                                f"__ns:={namespace}", "-p", "backend:=render_fill"], stdout=subprocess.PIPE,
