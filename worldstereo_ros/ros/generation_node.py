@@ -73,6 +73,9 @@ class GenerationNode(Node):
 
     def _generate(self, goal_handle) -> Generate.Result:
         goal = goal_handle.request
+        if goal_handle.is_cancel_requested:  # cancelled while it waited for the previous goal
+            goal_handle.canceled()
+            return Generate.Result(success=False, message="cancelled before it started")
         try:
             request, generator = goal_to_request(goal)
         except WorldStereoError as err:
