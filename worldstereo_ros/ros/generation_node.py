@@ -80,7 +80,7 @@ class GenerationNode(Node):
             request, generator = goal_to_request(goal)
         except WorldStereoError as err:
             goal_handle.abort()
-            self.get_logger().warn(f"rejected trajectory {goal.trajectory_id!r}: {err}")
+            self.get_logger().warning(f"rejected trajectory {goal.trajectory_id!r}: {err}")
             return Generate.Result(success=False, message=f"bad request: {err}")
         n, sent = request.num_frames, set()
 

@@ -160,7 +160,7 @@ class RemoteGenerator(Generator):
                 # A reliable stream loses nothing once matched, but feedback published before the server's
                 # writer has matched a new client's reader is gone; the same goal (generator state included)
                 # makes the same frames, so asking once more fills the gap.
-                self._node.get_logger().warn(f"frames {call.missing()} of trajectory {request.trajectory_id!r} "
+                self._node.get_logger().warning(f"frames {call.missing()} of trajectory {request.trajectory_id!r} "
                                              "did not arrive; asking the generation server again")
             if call.missing():
                 raise BackendError(f"frames {call.missing()} of trajectory {request.trajectory_id!r} never arrived "
