@@ -32,6 +32,7 @@ setup(
             "replay_node = worldstereo_ros.ros.replay_node:main",
             "imagination_node = worldstereo_ros.ros.imagination_node:main",
             "stereo_node = worldstereo_ros.ros.stereo_node:main",
+            "generation_node = worldstereo_ros.ros.generation_node:main",
         ],
     },
 )

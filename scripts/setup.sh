@@ -135,7 +135,7 @@ install_ament_layout() {
   mkdir -p "$VENV/share/ament_index/resource_index/packages" "$share" "$lib"
   : > "$VENV/share/ament_index/resource_index/packages/worldstereo_ros"
   cp "$ROOT/package.xml" "$share/package.xml"
-  for exe in replay_node imagination_node worldstereo-ros; do
+  for exe in replay_node imagination_node generation_node worldstereo-ros; do
     ln -sfn "../../bin/$exe" "$lib/$exe"
   done
   ln -sfn "$ROOT/launch" "$share/launch"

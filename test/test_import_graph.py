@@ -43,7 +43,8 @@ ALLOWED: dict[str, set[str]] = {
 #: cycle, so the entry goes as soon as the fix lands.
 CYCLES_BEING_FIXED: list[set[str]] = []
 
-_ROOT_LAYER = {"errors": "base", "confinement": "base", "snapshot": "base", "validation": "base", "msg": "interfaces", "action": "interfaces"}
+_ROOT_LAYER = {"errors": "base", "confinement": "base", "snapshot": "base", "validation": "base",
+               "msg": "interfaces", "action": "interfaces"}
 
 
 def _module_name(path: Path) -> str:

@@ -17,7 +17,7 @@ from worldstereo_ros.ros import launch_subset  # noqa: E402
 
 PREFIX = Path(sys.prefix)
 REPO = Path(__file__).resolve().parents[2]
-EXECUTABLES = ("replay_node", "imagination_node", "worldstereo-ros")
+EXECUTABLES = ("replay_node", "imagination_node", "generation_node", "worldstereo-ros")
 
 if not (PREFIX / "share/ament_index/resource_index/packages/worldstereo_ros").is_file():
     pytest.skip(f"{PREFIX} has no ament index entry for worldstereo_ros (scripts/setup.sh installs it)",

@@ -58,6 +58,7 @@ from worldstereo_ros.ros.imagination_outputs import TIMED_PARAMETERS, Imaginatio
 from worldstereo_ros.ros.imagination_state import StatePersistence
 from worldstereo_ros.ros.imagination_worker import ImaginationWorker
 from worldstereo_ros.ros.node_main import run_node
+from worldstereo_ros.ros.path_parameters import confine_path_parameters
 from worldstereo_ros.ros.request_queue import ImagineRequest, RequestQueue
 from worldstereo_ros.ros.tf import TfBroadcaster, TfLookup, stamp_to_ns
 
@@ -109,7 +110,7 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
         self._goals_running = 0
         self._goals_ended = 0  # goals whose execute returned (their result is then sent by the action server)
         self._goals_cond = threading.Condition()
-        self.p = parameters.declare(self)
+        self.p = confine_path_parameters(parameters.declare(self))
         self.problems = ProblemLog(self.get_logger(), window_s=self.p["problem_window_s"])
         self.tf = TfLookup(self)
         self.tf_out = TfBroadcaster(self)

@@ -20,7 +20,6 @@ from nav_msgs.msg import Path
 from std_msgs.msg import Header
 
 from worldstereo_ros.errors import WorldStereoError
-from worldstereo_ros.generation.base import create_backend
 from worldstereo_ros.geometry.trajectories import camera_poses_along_path
 from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
 from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array, path_to_matrices
@@ -30,6 +29,7 @@ from worldstereo_ros.ros.imagination_messages import (
     snapshot_from_frame,
     stamp_from_ns,
 )
+from worldstereo_ros.ros.remote_generator import node_generator
 from worldstereo_ros.ros.request_queue import ImagineRequest, RequestError
 from worldstereo_ros.ros.transform_tree import TransformLookupError
 from worldstereo_ros.snapshot import Snapshot
@@ -95,14 +95,8 @@ class ImaginationWorker:
 
     def _shared_backend(self):
         """The node's one generator backend: a heavy model is loaded once, by the warm-up, and reused."""
-        if self._backend is None:
-            p = self.p
-            options = {}
-            if p["backend"] == "worldstereo":
-                options = dict(model_path=p["model_path"], variant=p["variant"], device=p["device"],
-                               base_model_path=p["base_model_path"] or None, dtype=p["dtype"],
-                               steps=p["steps"] or None, prompt=p["prompt"], offload=p["offload"])
-            self._backend = create_backend(p["backend"], **options)
+        if self._backend is None:  # generator local: create_backend; remote: RemoteGenerator over DDS
+            self._backend = node_generator(self, self.p)
         if hasattr(self._backend, "prompt"):
             self._backend.prompt = self.p["prompt"]  # prompt is the one backend parameter that may change live
         return self._backend

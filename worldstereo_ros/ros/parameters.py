@@ -56,6 +56,12 @@ class ParamSpec:
         return value
 
 
+#: Folders every path parameter (model_path, base_model_path, depth_model_path, state_dir) must resolve into; "." is the
+#: working directory at start-up. Shared by every node that takes paths (ros/path_parameters.py checks them).
+ALLOWED_ROOTS = ParamSpec("allowed_roots", [".", "~/.cache/worldstereo_ros"], "Folders every path parameter "
+                          "(model paths, state_dir) must resolve into ('..' and symlinks out refused); '.' = the "
+                          "working directory at start-up, '~' = the home folder.", read_only=True)
+
 IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("fixed_frame", "map", "Frame the cache, poses and imagined views are expressed in."),
     ParamSpec("base_frame", "base_link", "Robot frame whose poses candidate paths give; the camera "
@@ -153,9 +159,18 @@ IMAGINATION_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("restore_on_start", False, "Load the saved state from state_dir at start; a missing, truncated "
               "or corrupt file is logged (naming the file and field) and the node starts empty.",
               read_only=True),
-    ParamSpec("allowed_roots", ["."], "Folders every file path from a parameter must resolve inside "
-              "(state_dir); relative roots are taken from the node's working directory, so the default "
-              "allows the working directory and below. '..' and symlinks out are refused.", read_only=True),
+    ParamSpec("generator", "local", "Where the backend runs: local (in this process) or remote (generation_node, "
+              "possibly on another host, over DDS; docs/split-deployment.md).", choices=("local", "remote"),
+              read_only=True),
+    ParamSpec("generation_namespace", "", "Namespace of generation_node's generate action (generator remote); "
+              "empty = this node's namespace.", read_only=True),
+    ParamSpec("generation_timeout_s", 120.0, "Generator remote: the longest silence accepted from generation_node "
+              "(finding it, accepting a request, the next frame or the result).", "s", 0.1, 3600.0,
+              read_only=True),
+    ParamSpec("generation_rgb_encoding", "32FC3", "Generator remote: colour images on the wire, both ways: 32FC3 "
+              "(exact, the single process's views) or rgb8 (a quarter of the bytes, colours rounded to 1/255).",
+              choices=("32FC3", "rgb8"), read_only=True),
+    ALLOWED_ROOTS,
 )
 
 PARAMS_BY_NAME = {p.name: p for p in IMAGINATION_NODE_PARAMS}

@@ -20,7 +20,8 @@ from worldstereo_ros.msg import CandidatePath  # noqa: E402
 
 def test_node_serves_a_request_with_the_worldstereo_backend(peer, tiny_release):
     node = start_module(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "backend:=worldstereo",
-                                 "-p", f"model_path:={tiny_release}", "-p", "prompt:=w3 w4"]))
+                                 "-p", f"model_path:={tiny_release}", "-p", "prompt:=w3 w4",
+                                 "-p", f"allowed_roots:=['{tiny_release.parent}']"]))  # issue 14 item 8
     cam = Camera(peer)
     client = ActionClient(peer.node, Imagine, "imagine")
     try:

@@ -46,7 +46,8 @@ def _diag_values(peer: Peer) -> dict[str, str]:
 
 def test_rgb_only_camera_serves_a_path_with_estimated_depth(peer, depth_model):
     node = start_module(_node_args(3, ["-p", "image_width:=0", "-p", "image_height:=0", "-p", "use_depth:=false",
-                                 "-p", f"depth_model_path:={depth_model}"]))
+                                 "-p", f"depth_model_path:={depth_model}",
+                                 "-p", f"allowed_roots:=['{depth_model.parent}']"]))  # issue 14 item 8
     cam = Camera(peer)
     client = ActionClient(peer.node, Imagine, "imagine")
     try:

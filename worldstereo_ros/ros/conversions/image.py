@@ -26,6 +26,8 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "mono16": (np.dtype(np.uint16), 1),
     "16UC1": (np.dtype(np.uint16), 1),
     "32FC1": (np.dtype(np.float32), 1),
+    "32FC3": (np.dtype(np.float32), 3),
+    "32SC1": (np.dtype(np.int32), 1),
 }
 COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
