@@ -3,7 +3,8 @@ from an image, a frame folder, a video or a Middlebury pair.
 
 Inputs (``source``):
 
-* a Middlebury-layout folder (``<name>_left.png`` + ``<name>_disp.npz``): its left image and ground-truth
+* a Middlebury folder (2014 ``im0.png`` + ``disp0.pfm`` + ``calib.txt``, 2005/2006 ``view1.png``, or
+  ``<name>_left.png`` + ``<name>_disp.npz``): its left image and ground-truth
   disparity with the pair's own calibration, or, with ``--baseline-m``, a virtual rig of that baseline
   (principal points aligned; ``--strength`` does not apply);
 * an RGB-D sequence folder (7-Scenes ``camera-intrinsics.txt`` or TUM ``rgb.txt``): colour, depth and K;
@@ -123,7 +124,9 @@ def iter_frames(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarr
 
 
 def _is_middlebury(source: Path) -> bool:
-    return source.is_dir() and any(source.glob("*_disp.npz")) and any(source.glob("*_left.png"))
+    """A folder in one of the Middlebury layouts of :mod:`~worldstereo_ros.datasets.middlebury`."""
+    return source.is_dir() and ((source / "im0.png").is_file() or (source / "view1.png").is_file()
+                                or (any(source.glob("*_disp.npz")) and any(source.glob("*_left.png"))))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,9 +190,8 @@ def _views(args: argparse.Namespace, source: Path):
     if _is_middlebury(source):
         # lazy: keeps --help and the other commands fast (package doc)
         from worldstereo_ros.datasets.middlebury import read_middlebury
-        from worldstereo_ros.evaluation.stereo_synthesis import find_pair_name
 
-        pair = read_middlebury(source, name=find_pair_name(source))
+        pair = read_middlebury(source)
         rig, disparity = StereoRig(pair.K, pair.baseline_m, pair.doffs_px), pair.disparity
         if args.baseline_m > 0:  # a virtual rig with aligned principal points: d' = (d + doffs) * B' / B
             rig = StereoRig(pair.K, args.baseline_m)
