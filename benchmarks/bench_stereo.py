@@ -5,8 +5,9 @@ data is absent.
     .venv/bin/python benchmarks/bench_stereo.py [--middlebury DIR ...] [--frames 100] [--sections all]
 
 Targets: full-frame PSNR >= +1.0 dB over warp + Telea and occluded-pixel PSNR above it on every pair;
-E_warp >= 25 % lower with propagation than per-frame at <= 0.2 dB per-frame PSNR loss; >= 10 Hz at
-640 x 480 with the classical fill (and the render_fill fill, reported).
+E_warp (7-Scenes frames 200-299, whole frame) >= 25 % lower with propagation than per-frame at <= 0.2 dB
+per-frame PSNR loss (procedural truth video and Middlebury panning video); stereo_node >= 10 Hz at
+640 x 480 with the render_fill fill and >= 5 Hz with the learned fill.
 """
 
 from __future__ import annotations
@@ -179,26 +180,33 @@ def main(argv: list[str] | None = None) -> int:
 
     if "speed" in sections:
         frames = video_frames[:30]
-        print("### stereo_node processing rate, 640 x 480 (StereoProcessor per message, 1 thread)\n")
-        print("| fill | temporal | Hz |")
-        print("|---|---|---|")
+        span = f"{args.first}-{args.first + len(frames) - 1}"
+        print(f"### stereo_node processing rate, 640 x 480, 7-Scenes frames {span}, 1 thread\n")
+        print("library = StereoProcessor per frame; whole node path = message decoding, processing, building and "
+              "publishing the six output messages (no DDS transport).\n")
+        print("| fill | temporal | library Hz | whole node path Hz | target |")
+        print("|---|---|---|---|---|")
         results["speed"] = []
-        for fill, temporal in (("classical", False), ("classical", True), ("render_fill", False)):
+        met = True
+        for fill, temporal, target in (("classical", False, None), ("classical", True, None),
+                                       ("render_fill", False, ev.TARGET_NODE_HZ),
+                                       ("learned", False, ev.TARGET_LEARNED_NODE_HZ)):
             hz = ev.throughput(frames, K, fill=fill, propagate=temporal)
-            results["speed"].append(dict(fill=fill, temporal=temporal, hz=hz))
-            print(f"| {fill} | {temporal} | {_f(hz, 1)} |")
-        try:
-            for temporal in (False, True):
-                hz_node = node_throughput(frames, K, temporal=temporal)
-                results["speed"].append(dict(fill="classical", temporal=temporal, hz=hz_node, whole_node=True))
-                print(f"| classical, whole node path (messages in and out) | {temporal} | {_f(hz_node, 1)} |")
-        except ImportError as err:
-            print(f"(whole node path not measured: {err})")
-        hz = min(r["hz"] for r in results["speed"] if r["fill"] == "classical" and not r["temporal"])
-        met = hz >= ev.TARGET_NODE_HZ
+            try:
+                hz_node = node_throughput(frames, K, fill=fill, temporal=temporal)
+            except ImportError as err:
+                print(f"(whole node path not measured: {err})")
+                hz_node = float("nan")
+            slower = min(hz, hz_node) if hz_node == hz_node else hz
+            row_met = target is None or slower >= target
+            met &= row_met
+            results["speed"].append(dict(fill=fill, temporal=temporal, hz=hz, hz_node=hz_node, target_hz=target,
+                                         met=row_met))
+            verdict = "" if target is None else f">= {target:.0f}: {'MET' if row_met else 'MISSED'}"
+            print(f"| {fill} | {temporal} | {_f(hz, 1)} | {_f(hz_node, 1)} | {verdict} |")
         ok &= met
-        print(f"\nclassical fill, per-frame (slower of library and whole node path): {hz:.1f} Hz "
-              f"(target >= {ev.TARGET_NODE_HZ:.0f}): {'MET' if met else 'MISSED'}\n")
+        print(f"\nnode rate (slower of library and whole node path): render_fill >= {ev.TARGET_NODE_HZ:.0f} Hz, "
+              f"learned >= {ev.TARGET_LEARNED_NODE_HZ:.0f} Hz: {'MET' if met else 'MISSED'}\n")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

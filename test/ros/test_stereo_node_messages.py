@@ -47,6 +47,8 @@ def test_parameter_checks():
     assert settings_from(validate(defaults)).baseline_m == 0.065
     with pytest.raises(ConfigError, match="fill"):
         validate({"fill": "magic"})
+    for fill in ("render_fill", "learned"):  # the generator fills the node offers
+        assert settings_from({**defaults, **validate({"fill": fill})}).fill == fill
     with pytest.raises(ConfigError, match="baseline_m"):
         validate({"baseline_m": -0.1})
     with pytest.raises(ConfigError, match="nonsense"):
