@@ -99,17 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     ok, results = True, {}
 
     if "middlebury" in sections:
-        pairs = [Path(p) for p in args.middlebury if (Path(p)).is_dir()]
-        if not pairs:
-            print(f"no Middlebury folder among {args.middlebury}", file=sys.stderr)
+        pairs = [Path(p) for p in args.middlebury]
+        missing = [str(p) for p in pairs if not p.is_dir()]
+        if missing:  # every pair asked for is evaluated: a typo must not silently drop one
+            print(f"no Middlebury folder at {', '.join(missing)}", file=sys.stderr)
             return 2
         print("### Middlebury: right view from the left image + ground-truth disparity\n")
-        print("| pair | method | PSNR full | PSNR occluded | SSIM full | SSIM occluded | sharpness full | "
-              "sharpness occluded | occluded | seconds |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
         results["middlebury"] = []
         for folder in pairs:
-            rows = ev.evaluate_pair(folder)
+            rows = ev.evaluate_pair(folder, generator_fills=("render_fill", "learned"))
+            print("| pair | method | PSNR full | PSNR occluded | SSIM full | SSIM occluded | sharpness full | "
+                  "sharpness occluded | occluded | seconds |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for r in rows:
                 print(f"| {r.pair} | {r.method} | {_f(r.psnr_full)} | {_f(r.psnr_occluded)} | {_f(r.ssim_full, 3)} | "
                       f"{_f(r.ssim_occluded, 3)} | {_f(r.sharpness_full)} | {_f(r.sharpness_occluded)} | "

@@ -95,3 +95,27 @@ def test_procedural_truth_video_matches_the_rig():
     assert np.isfinite(rows[1].psnr)
     with pytest.raises(InputError, match="truth"):
         ev.temporal_consistency(lefts, K, baseline_m=baseline, truth=truth[:2])
+
+
+def test_bench_evaluates_every_middlebury_pair_given(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    torch.set_num_threads(1)
+    bench_path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_stereo.py"
+    spec = importlib.util.spec_from_file_location("bench_stereo_under_test", bench_path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name in ("pair_a", "pair_b"):
+        _write_tiny_2014_pair(tmp_path / name)
+    out = tmp_path / "stereo.json"
+    rc = bench.main(["--sections", "middlebury", "--middlebury", str(tmp_path / "pair_a"), str(tmp_path / "pair_b"),
+                     "--out", str(out)])
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())["middlebury"]
+    assert [r["rows"][0]["pair"] for r in results] == ["pair_a", "pair_b"]
+    assert {r["method"] for r in results[0]["rows"]} >= {"ours (render_fill fill)", "ours (learned fill)"}
+    assert rc == (0 if all(r["target_met"] for r in results) else 1)
+    assert "pair_b:" in printed and ("MET" in printed or "MISSED" in printed)
+    assert bench.main(["--sections", "middlebury", "--middlebury", str(tmp_path / "absent")]) == 2

@@ -76,7 +76,8 @@ def _score(pair: str, method: str, pred: np.ndarray, real: np.ndarray, occluded:
                      float(occluded.mean()), seconds)
 
 
-def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None) -> list[PairScore]:
+def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None,
+                  generator_fills: tuple[str, ...] = ()) -> list[PairScore]:
     """Right view of a Middlebury pair: the warp + Telea baseline first, then ours with each filler.
 
     Args:
@@ -84,8 +85,10 @@ def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None) -> list[
             ``calib.txt``, 2005/2006, or ``<name>_left.png`` / ``_right.png`` / ``_disp.npz``), read with
             :func:`~worldstereo_ros.datasets.middlebury.read_middlebury` and its calibration.
         fillers: occlusion fillers to score (default: background push-pull, background Telea, plain Telea).
+        generator_fills: generator backend names (``render_fill``, ``learned``) scored after ``fillers``, made
+            with this pair's rig and their stereo defaults (:func:`~worldstereo_ros.stereo.fill.create_filler`).
     Returns:
-        [baseline, ours per filler] PairScores.
+        [baseline, ours per filler, ours per generator fill] PairScores.
     """
 
     folder = Path(folder)
@@ -96,7 +99,9 @@ def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None) -> list[
     base, occluded = baseline_view(RgbdFrame(0, pair.left, pair.depth_m, np.eye(4), pair.K), rig.K_right,
                                    rig.T_left_right)
     rows = [_score(folder.name, "warp + Telea (baseline)", base, real, occluded, time.perf_counter() - t0)]
-    for filler in fillers or [create_filler("classical"), create_filler("background-telea"), TeleaFiller()]:
+    fillers = list(fillers or [create_filler("classical"), create_filler("background-telea"), TeleaFiller()])
+    fillers += [create_filler(name, rig.K_right, rig.fx * rig.baseline_m, rig.doffs_px) for name in generator_fills]
+    for filler in fillers:
         t0 = time.perf_counter()
         view = synthesize_right(pair.left, pair.disparity, filler=filler)
         rows.append(_score(folder.name, f"ours ({filler.name} fill)", view.right, real, occluded,
