@@ -110,7 +110,10 @@ def test_temporal_blend_weights_by_hand():
     cur = np.full((1, 4, 3), 0.5, np.float32)
     prev = np.array([0.54, 0.54, 0.9, np.nan], np.float32)[None, :, None].repeat(3, axis=2)
     trusted = np.array([[True, False, True, True]])
+    before = (cur.copy(), prev.copy())
     out = temporal_blend(cur, prev, trusted, blend=0.6, colour_tol=0.08)
+    np.testing.assert_array_equal(cur, before[0])  # inputs untouched
+    np.testing.assert_array_equal(prev, before[1])
     # pixel 0: difference 0.04 = half the tolerance -> weight 0.6 * 0.5 = 0.3
     np.testing.assert_allclose(out[0, 0], 0.5 + 0.3 * 0.04, atol=1e-6)
     np.testing.assert_array_equal(out[0, 1:], cur[0, 1:])  # untrusted, too different (an edge), no previous value
