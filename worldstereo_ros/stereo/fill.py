@@ -182,10 +182,18 @@ class GeneratorFiller(OcclusionFiller):
             a pixel is a hole when any pixel of its footprint is, K scaled), and the fill is resized back
             bilinearly and used on the occluded pixels only. Disocclusions are smooth background, so half
             size loses little there and a network costs a quarter as much.
+        hide_foreground: the occluder's edge beside each hole (:func:`foreground_beside_holes`) is a hole in
+            the request too, so the backend fills from the background side (module doc); only the occluded
+            pixels take the fill. On Middlebury motorcycle: occluded-pixel PSNR +0.6 dB for the learned fill
+            at half size, +0.3 dB for render_fill.
+        band_px, fg_margin_px: as :class:`BackgroundPushPullFiller`.
     """
 
     def __init__(self, backend, K_right: np.ndarray, fx_baseline: float, doffs_px: float = 0.0,
-                 scale: float = 1.0) -> None:
+                 scale: float = 1.0, hide_foreground: bool = True, band_px: int = 9,
+                 fg_margin_px: float = 1.0) -> None:
+        _check_band(None, band_px, fg_margin_px)
+        self.hide_foreground, self.band_px, self.fg_margin_px = bool(hide_foreground), band_px, float(fg_margin_px)
 
         self.backend = create_backend(backend) if isinstance(backend, str) else backend
         if not isinstance(self.backend, Generator):
@@ -208,13 +216,17 @@ class GeneratorFiller(OcclusionFiller):
         shifted = np.asarray(disparity, dtype=np.float64) + self.doffs_px
         depth = np.where(np.isfinite(shifted) & (shifted > 0), self.fx_baseline / np.maximum(shifted, 1e-6), 0.0)
         depth = depth.astype(np.float32)
-        src, hole, K = out, occlusion, self.K_right
+        hidden = occlusion
+        if self.hide_foreground:
+            hidden = occlusion | foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px,
+                                                         self.fg_margin_px)
+        src, hole, K = out, hidden, self.K_right
         if self.scale < 1.0:
             size = (max(2, round(w * self.scale)), max(2, round(h * self.scale)))
             sx, sy = size[0] / w, size[1] / h
             src = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
             # any hole pixel in the footprint makes a hole: a mixed pixel would carry the zeros of the hole
-            hole = cv2.resize(occlusion.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+            hole = cv2.resize(hidden.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
             depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
             K = K.copy()
             K[0] *= sx
@@ -248,40 +260,47 @@ class RenderFillStereoFiller(GeneratorFiller):
     completed pixels from the covered ones. Stereo keeps only the colour (the rig's complete disparity
     already gives every occluded pixel its background depth), so this filler computes that colour directly,
     Telea of the holes (the occlusions and covered pixels without depth, which render_fill treats as
-    holes too), skipping the completion: the same pixels (``test_render_fill_fast_path_equals_the_backend``)
-    at a fraction of the time, which keeps stereo_node at >= 10 Hz. With any other backend configuration
-    (``colour_fill="mirror"``) the backend itself runs (:class:`GeneratorFiller`).
+    holes too, and the occluder's edge when ``hide_foreground``), skipping the completion: the same pixels
+    (``test_render_fill_fast_path_equals_the_backend``) at a fraction of the time, which keeps stereo_node at
+    >= 10 Hz. With any other backend configuration (``colour_fill="mirror"``) or a request ``scale`` < 1 the
+    backend itself runs (:class:`GeneratorFiller`).
     """
 
     def __init__(self, K_right: np.ndarray, fx_baseline: float, doffs_px: float = 0.0, scale: float = 1.0,
-                 **options) -> None:
-        super().__init__(create_backend("render_fill", **options), K_right, fx_baseline, doffs_px, scale)
+                 hide_foreground: bool = False, **options) -> None:
+        super().__init__(create_backend("render_fill", **options), K_right, fx_baseline, doffs_px, scale,
+                         hide_foreground)
         self._direct = getattr(self.backend, "colour_fill", None) == "inpaint"
 
     def fill(self, rgb, occlusion, disparity, observed_disparity):
-        if not self._direct:
+        if not self._direct or self.scale < 1.0:  # the backend's own path (a resized request)
             return super().fill(rgb, occlusion, disparity, observed_disparity)
         occlusion = np.asarray(occlusion, dtype=bool)
-        shifted = np.asarray(disparity, dtype=np.float64) + self.doffs_px
-        no_depth = ~(np.isfinite(shifted) & (shifted > 0))  # depth 0: render_fill fills these as well
-        holes = occlusion | no_depth
         out = np.array(rgb, dtype=np.float32, copy=True)
-        if not holes.any():
+        if not occlusion.any():
             return out
-        out[holes] = 0.0
-        return telea_inpaint(out, holes)
+        shifted = np.asarray(disparity, dtype=np.float64) + self.doffs_px
+        holes = occlusion | ~(np.isfinite(shifted) & (shifted > 0))  # depth 0: render_fill fills these as well
+        if self.hide_foreground:
+            holes |= foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px, self.fg_margin_px)
+        painted = telea_inpaint(np.where(holes[..., None], np.float32(0.0), out), holes)
+        out[occlusion] = painted[occlusion]
+        return out
 
 
-#: Request scale of each generator backend's stereo fill (:class:`GeneratorFiller`): the learned network at
-#: half size keeps stereo_node at >= 5 Hz on 640 x 480; render_fill runs at full size.
-GENERATOR_FILL_SCALE = {"learned": 0.5}
+#: Stereo options of each generator backend's fill (:class:`GeneratorFiller`); others take the class defaults.
+#: learned: half size keeps stereo_node at >= 5 Hz on 640 x 480, the occluder hidden (+0.6 dB on occluded
+#: pixels). render_fill: the backend's own behaviour (its colour is Telea of the holes; hiding the occluder
+#: would make it the ``background-telea`` filler at 1.4x the time), full size: the fast path keeps 10 Hz.
+GENERATOR_FILL_OPTIONS: dict[str, dict] = {"learned": dict(scale=0.5, hide_foreground=True),
+                                           "render_fill": dict(scale=1.0, hide_foreground=False)}
 
 
 def create_filler(name: str, K_right: np.ndarray | None = None, fx_baseline: float | None = None,
                   doffs_px: float = 0.0, scale: float | None = None) -> OcclusionFiller:
     """A filler by name: ``classical`` (background push-pull), ``background-telea``, ``telea``, or any
     generator backend name (then ``K_right`` and ``fx_baseline`` are required; ``scale`` is the request
-    scale of :class:`GeneratorFiller`, default :data:`GENERATOR_FILL_SCALE` or 1)."""
+    scale of :class:`GeneratorFiller`; other options from :data:`GENERATOR_FILL_OPTIONS`)."""
     if name == BackgroundPushPullFiller.name:
         return BackgroundPushPullFiller()
     if name == BackgroundTeleaFiller.name:
@@ -292,9 +311,11 @@ def create_filler(name: str, K_right: np.ndarray | None = None, fx_baseline: flo
     if name in available_backends():
         if K_right is None or fx_baseline is None:
             raise InputError("fill", f"the {name!r} backend needs the rig (K_right, fx_baseline)")
+        options = dict(GENERATOR_FILL_OPTIONS.get(name, {}))
+        if scale is not None:
+            options["scale"] = scale
         if name == RenderFillGenerator.name:
-            return RenderFillStereoFiller(K_right, fx_baseline, doffs_px, 1.0 if scale is None else scale)
-        return GeneratorFiller(name, K_right, fx_baseline, doffs_px,
-                               GENERATOR_FILL_SCALE.get(name, 1.0) if scale is None else scale)
+            return RenderFillStereoFiller(K_right, fx_baseline, doffs_px, **options)
+        return GeneratorFiller(name, K_right, fx_baseline, doffs_px, **options)
     raise InputError("fill", f"unknown filler {name!r}; valid: classical, background-telea, telea, "
                            f"{', '.join(available_backends())}")
