@@ -120,3 +120,12 @@ def test_unreadable_depth_model_names_the_flag(tmp_path, capsys):
                str(tmp_path / "model"), "--out", str(tmp_path / "out")])
     assert rc == 2
     assert "depth_model_path" in capsys.readouterr().err
+
+
+def test_middlebury_2014_folder_is_a_stereo_source(tmp_path, tiny_middlebury_2014):
+    tiny_middlebury_2014(tmp_path / "pair")
+    out = tmp_path / "out"
+    assert main(["stereo", str(tmp_path / "pair"), "--out", str(out)]) == 0
+    info = json.loads((out / "stereo.json").read_text())
+    assert info["baseline_m"] == pytest.approx(0.05) and info["fx"] == 100.0  # calib.txt: baseline=50 mm, f=100
+    assert cv2.imread(str(out / "right" / "000000.png")).shape == (40, 96, 3)
