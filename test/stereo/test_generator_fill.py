@@ -9,7 +9,7 @@ import torch
 
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.stereo import synthesize_right
-from worldstereo_ros.stereo.fill import GeneratorFiller, RenderFillStereoFiller, create_filler
+from worldstereo_ros.stereo.fill import GeneratorFiller, RenderFillStereoFiller, create_filler, out_of_view
 from worldstereo_ros.stereo.synthesis import complete_disparity_background, warp_to_right
 
 K = np.array([[80.0, 0, 79.5], [0, 80.0, 47.5], [0, 0, 1]])
@@ -42,7 +42,7 @@ def test_render_fill_fast_path_equals_the_backend(hide):
     fast = create_filler("render_fill", K, 80.0 * 0.1)
     assert isinstance(fast, RenderFillStereoFiller) and fast._direct and not fast.hide_foreground
     fast.hide_foreground = hide
-    backend = GeneratorFiller("render_fill", K, 80.0 * 0.1, hide_foreground=hide)
+    backend = GeneratorFiller("render_fill", K, 80.0 * 0.1, hide_foreground=hide, fill_border=fast.fill_border)
     a = fast.fill(w.rgb, w.occlusion, w.right_full, w.right_observed)
     b = backend.fill(w.rgb, w.occlusion, w.right_full, w.right_observed)
     diff = np.abs(a - b).max(axis=2)
@@ -57,7 +57,7 @@ def test_render_fill_mirror_colours_run_the_backend():
     mirror = RenderFillStereoFiller(K, 80.0 * 0.1, colour_fill="mirror")
     assert not mirror._direct
     out = mirror.fill(w.rgb, w.occlusion, w.right_full, w.right_observed)
-    backend = GeneratorFiller(mirror.backend, K, 80.0 * 0.1, hide_foreground=False)
+    backend = GeneratorFiller(mirror.backend, K, 80.0 * 0.1, hide_foreground=False, fill_border=True)
     np.testing.assert_array_equal(out, backend.fill(w.rgb, w.occlusion, w.right_full, w.right_observed))
 
 
@@ -98,3 +98,27 @@ def test_hiding_the_occluder_keeps_its_colour_out_of_the_fill():
 def test_bad_scale_names_the_field(scale):
     with pytest.raises(InputError, match="scale"):
         GeneratorFiller("render_fill", K, 8.0, scale=scale)
+
+
+def test_out_of_view_strip_by_hand():
+    occ = np.array([[0, 1, 0, 1, 1],   # a disocclusion at 1, the strip at 3-4
+                    [1, 1, 1, 1, 1],   # nothing covered: no row edge to extend, not a strip
+                    [0, 0, 0, 0, 0]], bool)
+    strip, last = out_of_view(occ)
+    assert strip.tolist() == [[False, False, False, True, True], [False] * 5, [False] * 5]
+    assert last.tolist() == [2, -1, 4]
+
+
+def test_border_strip_repeats_the_row_edge_and_the_backend_fills_the_rest():
+    torch.set_num_threads(1)
+    w = _warp()
+    strip, last = out_of_view(w.occlusion)
+    assert strip.sum() > 100 and (w.occlusion & ~strip).sum() > 100
+    filler = create_filler("render_fill", K, 80.0 * 0.1)
+    assert not filler.fill_border
+    out = filler.fill(w.rgb, w.occlusion, w.right_full, w.right_observed)
+    rows, cols = np.nonzero(strip)
+    np.testing.assert_array_equal(out[rows, cols], w.rgb[rows, last[rows]])
+    full = RenderFillStereoFiller(K, 80.0 * 0.1, fill_border=True).fill(w.rgb, w.occlusion, w.right_full,
+                                                                         w.right_observed)
+    assert np.abs(full - out)[strip].max() > 0.01  # the backend paints the strip only when asked

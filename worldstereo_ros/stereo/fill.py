@@ -99,6 +99,22 @@ def push_pull(rgb: np.ndarray, known: np.ndarray, fill: np.ndarray | None = None
     return sel[:, :3] / np.maximum(sel[:, 3:], 1e-6)
 
 
+def out_of_view(occlusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strip at the right border of the right view that the left camera never sees: the occluded pixels
+    right of the last covered pixel of their row (as opposed to disocclusions beside foreground edges, which
+    have background on both sides).
+
+    Args:
+        occlusion: (H, W) bool.
+    Returns:
+        (strip (H, W) bool, last covered column per row (H,) int32, -1 for rows without any).
+    """
+    occlusion = np.asarray(occlusion, dtype=bool)
+    cols = np.arange(occlusion.shape[1], dtype=np.int32)[None, :]
+    last_covered = np.where(occlusion, np.int32(-1), cols).max(axis=1)
+    return (cols > last_covered[:, None]) & (last_covered[:, None] >= 0), last_covered
+
+
 class BackgroundPushPullFiller(OcclusionFiller):
     """Push-pull filling from the background side only (module doc): the occluder's edge beside each hole
     is hidden from the pyramid, so the hole takes the colour of the background around it.
@@ -186,14 +202,20 @@ class GeneratorFiller(OcclusionFiller):
             the request too, so the backend fills from the background side (module doc); only the occluded
             pixels take the fill. On Middlebury motorcycle: occluded-pixel PSNR +0.6 dB for the learned fill
             at half size, +0.3 dB for render_fill.
+        fill_border: the backend also fills the strip at the right border that the left camera never sees
+            (:func:`out_of_view`: 60-80 % of the occluded pixels of a 7-Scenes frame at a 65 mm baseline).
+            False: each row of that strip repeats the row's last covered pixel and is known context for the
+            backend, which then fills the disocclusions only (the refiner's job in SpatialDreamer). No stereo
+            matcher reads that strip (no left pixel maps there) and a generator could only extrapolate it.
         band_px, fg_margin_px: as :class:`BackgroundPushPullFiller`.
     """
 
     def __init__(self, backend, K_right: np.ndarray, fx_baseline: float, doffs_px: float = 0.0,
-                 scale: float = 1.0, hide_foreground: bool = True, band_px: int = 9,
+                 scale: float = 1.0, hide_foreground: bool = True, fill_border: bool = True, band_px: int = 9,
                  fg_margin_px: float = 1.0) -> None:
         _check_band(None, band_px, fg_margin_px)
         self.hide_foreground, self.band_px, self.fg_margin_px = bool(hide_foreground), band_px, float(fg_margin_px)
+        self.fill_border = bool(fill_border)
 
         self.backend = create_backend(backend) if isinstance(backend, str) else backend
         if not isinstance(self.backend, Generator):
@@ -206,20 +228,36 @@ class GeneratorFiller(OcclusionFiller):
         self.doffs_px = float(doffs_px)
         self.scale = float(scale)
 
+    def _split(self, rgb, occlusion: np.ndarray, disparity, observed_disparity
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rgb copy, with the out-of-view strip filled unless ``fill_border``; the request's holes (H, W)
+        bool; the pixels that take the backend's output (H, W) bool)."""
+        out = np.array(rgb, dtype=np.float32, copy=True)
+        hidden = occlusion
+        if self.hide_foreground:
+            hidden = occlusion | foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px,
+                                                         self.fg_margin_px)
+        target = occlusion
+        if not self.fill_border:
+            strip, last = out_of_view(occlusion)
+            if strip.any():
+                rows = np.nonzero(strip)[0]
+                out[strip] = out[rows, last[rows]]
+                hidden, target = hidden & ~strip, occlusion & ~strip
+        return out, hidden, target
+
     def fill(self, rgb, occlusion, disparity, observed_disparity):
 
         occlusion = np.asarray(occlusion, dtype=bool)
-        out = np.array(rgb, dtype=np.float32, copy=True)
         if not occlusion.any():
+            return np.array(rgb, dtype=np.float32, copy=True)
+        out, hidden, target = self._split(rgb, occlusion, disparity, observed_disparity)
+        if not target.any():
             return out
         h, w = occlusion.shape
         shifted = np.asarray(disparity, dtype=np.float64) + self.doffs_px
         depth = np.where(np.isfinite(shifted) & (shifted > 0), self.fx_baseline / np.maximum(shifted, 1e-6), 0.0)
         depth = depth.astype(np.float32)
-        hidden = occlusion
-        if self.hide_foreground:
-            hidden = occlusion | foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px,
-                                                         self.fg_margin_px)
         src, hole, K = out, hidden, self.K_right
         if self.scale < 1.0:
             size = (max(2, round(w * self.scale)), max(2, round(h * self.scale)))
@@ -236,7 +274,7 @@ class GeneratorFiller(OcclusionFiller):
         filled = self._generate(src, hole, depth, K)
         if self.scale < 1.0:
             filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
-        out[occlusion] = filled[occlusion]
+        out[target] = filled[target]
         return out
 
     def _generate(self, rgb: np.ndarray, hole: np.ndarray, depth: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -267,33 +305,37 @@ class RenderFillStereoFiller(GeneratorFiller):
     """
 
     def __init__(self, K_right: np.ndarray, fx_baseline: float, doffs_px: float = 0.0, scale: float = 1.0,
-                 hide_foreground: bool = False, **options) -> None:
+                 hide_foreground: bool = False, fill_border: bool = True, **options) -> None:
         super().__init__(create_backend("render_fill", **options), K_right, fx_baseline, doffs_px, scale,
-                         hide_foreground)
+                         hide_foreground, fill_border)
         self._direct = getattr(self.backend, "colour_fill", None) == "inpaint"
 
     def fill(self, rgb, occlusion, disparity, observed_disparity):
         if not self._direct or self.scale < 1.0:  # the backend's own path (a resized request)
             return super().fill(rgb, occlusion, disparity, observed_disparity)
         occlusion = np.asarray(occlusion, dtype=bool)
-        out = np.array(rgb, dtype=np.float32, copy=True)
         if not occlusion.any():
+            return np.array(rgb, dtype=np.float32, copy=True)
+        out, hidden, target = self._split(rgb, occlusion, disparity, observed_disparity)
+        if not target.any():
             return out
         shifted = np.asarray(disparity, dtype=np.float64) + self.doffs_px
-        holes = occlusion | ~(np.isfinite(shifted) & (shifted > 0))  # depth 0: render_fill fills these as well
-        if self.hide_foreground:
-            holes |= foreground_beside_holes(occlusion, disparity, observed_disparity, self.band_px, self.fg_margin_px)
+        holes = hidden | ~(np.isfinite(shifted) & (shifted > 0))  # depth 0: render_fill fills these as well
         painted = telea_inpaint(np.where(holes[..., None], np.float32(0.0), out), holes)
-        out[occlusion] = painted[occlusion]
+        out[target] = painted[target]
         return out
 
 
 #: Stereo options of each generator backend's fill (:class:`GeneratorFiller`); others take the class defaults.
-#: learned: half size keeps stereo_node at >= 5 Hz on 640 x 480, the occluder hidden (+0.6 dB on occluded
-#: pixels). render_fill: the backend's own behaviour (its colour is Telea of the holes; hiding the occluder
-#: would make it the ``background-telea`` filler at 1.4x the time), full size: the fast path keeps 10 Hz.
-GENERATOR_FILL_OPTIONS: dict[str, dict] = {"learned": dict(scale=0.5, hide_foreground=True),
-                                           "render_fill": dict(scale=1.0, hide_foreground=False)}
+#: Both leave the out-of-view border strip to row-edge replication (render_fill 2-3x faster per fill on 7-Scenes,
+#: which keeps stereo_node at 10 Hz; Middlebury motorcycle occluded PSNR -0.07 dB render_fill, -0.26 dB learned).
+#: learned: half size (>= 5 Hz at 640 x 480) with the occluder hidden (+0.6 dB on occluded pixels).
+#: render_fill: the backend's own colours otherwise (Telea of the holes; hiding the occluder would make it the
+#: ``background-telea`` filler).
+GENERATOR_FILL_OPTIONS: dict[str, dict] = {
+    "learned": dict(scale=0.5, hide_foreground=True, fill_border=False),
+    "render_fill": dict(scale=1.0, hide_foreground=False, fill_border=False),
+}
 
 
 def create_filler(name: str, K_right: np.ndarray | None = None, fx_baseline: float | None = None,
