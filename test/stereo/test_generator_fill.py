@@ -73,10 +73,10 @@ def test_generator_fill_at_half_size_changes_only_the_occlusions(name):
     assert np.abs(view.right - plain.right)[view.occlusion].max() > 0.01  # the backend did paint the holes
 
 
-def test_learned_fill_defaults_to_half_size():
+def test_learned_fill_defaults_to_a_reduced_size():
     torch.set_num_threads(1)
     filler = create_filler("learned", K, 80.0 * 0.1)
-    assert isinstance(filler, GeneratorFiller) and filler.name == "learned" and filler.scale == 0.5
+    assert isinstance(filler, GeneratorFiller) and filler.name == "learned" and filler.scale == 0.4
     assert filler.hide_foreground
 
 

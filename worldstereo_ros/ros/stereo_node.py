@@ -48,7 +48,7 @@ STEREO_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "the image width (used when baseline_m is 0).", "", 0.001, 0.5),
     ParamSpec("fill", "classical", "Occlusion filler: classical (background push-pull), background-telea, "
               "telea, the render_fill generator backend, or learned (the learned FillNet as the occlusion "
-              "refiner, run at half size: >= 5 Hz at 640x480).",
+              "refiner, run at 0.4 of the image size: >= 5 Hz at 640x480).",
               choices=("classical", "background-telea", "telea", "render_fill", "learned")),
     ParamSpec("temporal", False, "Propagate occlusion masks and fills along the video by optical flow and "
               "filter the whole right view recurrently (flow-warped previous output): about 40 % less flicker "
