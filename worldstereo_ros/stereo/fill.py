@@ -10,9 +10,11 @@ inpainting smears in, and what keeps a one-pixel warp + Telea low on occluded pi
   above the hole's background disparity), then a push-pull pyramid fills the hole from the background
   around it. Better than Telea on Middlebury occlusions and a few times faster.
 * :class:`BackgroundTeleaFiller` (``background-telea``): the same hiding, Telea inpainting instead.
-* :class:`GeneratorFiller`: any :class:`~worldstereo_ros.generation.base.Generator` backend (render_fill
-  now; the learned generator when it lands) fills the right view from its render, as the refiner of
-  SpatialDreamer does. The deviation strength is passed on for backends that can condition on it.
+* :class:`GeneratorFiller`: any :class:`~worldstereo_ros.generation.base.Generator` backend (``learned``:
+  the FillNet as the occlusion refiner, as SpatialDreamer's refiner; ``render_fill`` through
+  :class:`RenderFillStereoFiller`) fills the disocclusions from a one-frame request, optionally at a reduced
+  size, with the occluder's edge hidden and the out-of-view border strip left to row-edge replication
+  (:data:`GENERATOR_FILL_OPTIONS`).
 """
 
 from __future__ import annotations
