@@ -5,8 +5,9 @@ data is absent.
     .venv/bin/python benchmarks/bench_stereo.py [--middlebury DIR ...] [--frames 100] [--sections all]
 
 Targets: full-frame PSNR >= +1.0 dB over warp + Telea and occluded-pixel PSNR above it on every pair;
-E_warp >= 25 % lower with propagation than per-frame at <= 0.2 dB per-frame PSNR loss; >= 10 Hz at
-640 x 480 with the classical fill (and the render_fill fill, reported).
+E_warp (7-Scenes frames 200-299, whole frame) >= 25 % lower with propagation than per-frame at <= 0.2 dB
+per-frame PSNR loss (procedural truth video and Middlebury panning video); stereo_node >= 10 Hz at
+640 x 480 with the render_fill fill and >= 5 Hz with the learned fill.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from worldstereo_ros.evaluation import stereo_synthesis as ev  # noqa: E402
+from worldstereo_ros.stereo.video import TemporalConfig  # noqa: E402
 
 SECTIONS = ("middlebury", "temporal", "speed")
 
@@ -77,9 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = REPO.parent / "shared" / "data"
     parser.add_argument("--middlebury", nargs="+", default=[str(data / "middlebury-motorcycle")],
-                        help="Middlebury-layout folders (<name>_left.png, _right.png, _disp.npz)")
+                        help="Middlebury pairs, each a folder in any Middlebury layout (im0.png, im1.png, calib.txt, "
+                             "disp0.pfm; or <name>_left.png, _right.png, _disp.npz)")
+    parser.add_argument("--pan-pair", default=str(data / "middlebury-motorcycle"),
+                        help="Middlebury pair (at least 640 + pan-frames pixels wide) of the panning video")
     parser.add_argument("--video", default=str(data / "7scenes-redkitchen"), help="7-Scenes-style RGB-D folder")
-    parser.add_argument("--frames", type=int, default=100, help="video frames for E_warp (from frame 0)")
+    parser.add_argument("--first", type=int, default=200, help="first video frame for E_warp (200-299: the "
+                        "report split; the filter was tuned on frames 0-29 and the procedural video)")
+    parser.add_argument("--frames", type=int, default=100, help="video frames for E_warp")
+    parser.add_argument("--truth-frames", type=int, default=60, help="frames of the procedural truth video")
     parser.add_argument("--pan-frames", type=int, default=60, help="frames of the Middlebury panning video")
     parser.add_argument("--strength", type=float, default=0.03, help="stereo deviation strength of the video rig")
     parser.add_argument("--sections", nargs="+", default=["all"], choices=("all",) + SECTIONS)
@@ -91,17 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     ok, results = True, {}
 
     if "middlebury" in sections:
-        pairs = [Path(p) for p in args.middlebury if (Path(p)).is_dir()]
-        if not pairs:
-            print(f"no Middlebury folder among {args.middlebury}", file=sys.stderr)
+        pairs = [Path(p) for p in args.middlebury]
+        missing = [str(p) for p in pairs if not p.is_dir()]
+        if missing:  # every pair asked for is evaluated: a typo must not silently drop one
+            print(f"no Middlebury folder at {', '.join(missing)}", file=sys.stderr)
             return 2
         print("### Middlebury: right view from the left image + ground-truth disparity\n")
-        print("| pair | method | PSNR full | PSNR occluded | SSIM full | SSIM occluded | sharpness full | "
-              "sharpness occluded | occluded | seconds |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
         results["middlebury"] = []
         for folder in pairs:
-            rows = ev.evaluate_pair(folder)
+            rows = ev.evaluate_pair(folder, generator_fills=("render_fill", "learned"))
+            print("| pair | method | PSNR full | PSNR occluded | SSIM full | SSIM occluded | sharpness full | "
+                  "sharpness occluded | occluded | seconds |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for r in rows:
                 print(f"| {r.pair} | {r.method} | {_f(r.psnr_full)} | {_f(r.psnr_occluded)} | {_f(r.ssim_full, 3)} | "
                       f"{_f(r.ssim_occluded, 3)} | {_f(r.sharpness_full)} | {_f(r.sharpness_occluded)} | "
@@ -122,60 +131,83 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no 7-Scenes folder at {args.video}", file=sys.stderr)
             return 2
         folder = RgbdFolder(args.video)
-        video_frames = [folder.read(i) for i in folder.indices[: args.frames]]
+        video_frames = [folder.read(i) for i in folder.indices[args.first: args.first + args.frames]]
         K = folder.K
 
     if "temporal" in sections:
-        rows, baseline, floor = ev.temporal_consistency(video_frames, K, strength=args.strength)
+        cfg = TemporalConfig()
+        rows, baseline, floor = ev.temporal_consistency(video_frames, K, strength=args.strength, config=cfg)
         per, fused = rows
-        print(f"### Temporal consistency: 7-Scenes redkitchen, {len(video_frames)} frames, strength "
-              f"{args.strength} -> baseline {baseline * 1000:.1f} mm\n")
+        last = args.first + len(video_frames) - 1
+        print(f"### Temporal consistency: 7-Scenes redkitchen frames {args.first}-{last} ({len(video_frames)} frames), "
+              f"strength {args.strength} -> baseline {baseline * 1000:.1f} mm\n")
+        print("E_warp: mean |right_t - warp(right_t-1)|, RGB in [0, 1], flow = DIS medium on the input left frames "
+              "(forward-backward checked, the same for both modes), on all such pixels / the per-frame occlusions / "
+              "the rest.\n")
         print("| method | E_warp all | E_warp filled pixels | E_warp observed pixels | s / frame |")
         print("|---|---|---|---|---|")
         for r in rows:
             print(f"| {r.method} | {_f(r.ewarp_all, 4)} | {_f(r.ewarp_filled, 4)} | {_f(r.ewarp_observed, 4)} | "
                   f"{_f(r.seconds_per_frame, 3)} |")
         print(f"| input left video (floor) | {_f(floor, 4)} | | | |")
-        pan = ev.pan_video_psnr(args.middlebury[0], frames=args.pan_frames)
-        loss = pan["per-frame"] - pan["propagated"]
+        lefts, truth, K_p, base_p = ev.procedural_stereo_video(frames=args.truth_frames, strength=args.strength)
+        t_rows, _, _ = ev.temporal_consistency(lefts, K_p, baseline_m=base_p, config=cfg, truth=truth)
+        print(f"\n### Truth-bearing video: procedural room, {args.truth_frames} frames 640 x 480, exact depth, "
+              f"right eye rendered at the right-eye pose (baseline {base_p * 1000:.1f} mm)\n")
+        print("| method | PSNR per frame (dB) | E_warp all | s / frame |")
+        print("|---|---|---|---|")
+        for r in t_rows:
+            print(f"| {r.method} | {_f(r.psnr)} | {_f(r.ewarp_all, 4)} | {_f(r.seconds_per_frame, 3)} |")
+        loss_truth = t_rows[0].psnr - t_rows[1].psnr
+        pan = ev.pan_video_psnr(args.pan_pair, frames=args.pan_frames)
+        loss_pan = pan["per-frame"] - pan["propagated"]
         red_all = 1 - fused.ewarp_all / per.ewarp_all
         red_filled = 1 - fused.ewarp_filled / per.ewarp_filled
         print(f"\nMiddlebury panning video ({args.pan_frames} frames, real right crops): PSNR per-frame "
-              f"{pan['per-frame']:.2f} dB, propagated {pan['propagated']:.2f} dB (loss {loss:+.2f} dB, target <= "
-              f"{ev.TARGET_PSNR_LOSS_DB}); E_warp per-frame {pan['ewarp_per-frame']:.4f}, propagated "
+              f"{pan['per-frame']:.2f} dB, propagated {pan['propagated']:.2f} dB (loss {loss_pan:+.2f} dB); "
+              f"E_warp (exact crop motion) per-frame {pan['ewarp_per-frame']:.4f}, propagated "
               f"{pan['ewarp_propagated']:.4f}")
-        met_filled = red_filled >= ev.TARGET_EWARP_REDUCTION and loss <= ev.TARGET_PSNR_LOSS_DB
+        loss = max(loss_truth, loss_pan)
         met_all = red_all >= ev.TARGET_EWARP_REDUCTION and loss <= ev.TARGET_PSNR_LOSS_DB
-        print(f"E_warp reduction: all pixels {red_all:.1%}, filled pixels {red_filled:.1%} (target >= "
-              f"{ev.TARGET_EWARP_REDUCTION:.0%}): all pixels {'MET' if met_all else 'MISSED'}, filled pixels "
-              f"{'MET' if met_filled else 'MISSED'}\n")
+        print(f"E_warp reduction on 7-Scenes {args.first}-{last}: all pixels {red_all:.1%} (target >= "
+              f"{ev.TARGET_EWARP_REDUCTION:.0%}), filled pixels {red_filled:.1%}; per-frame PSNR loss: procedural "
+              f"{loss_truth:+.2f} dB, Middlebury pan {loss_pan:+.2f} dB (target <= {ev.TARGET_PSNR_LOSS_DB}): "
+              f"{'MET' if met_all else 'MISSED'}\n")
         ok &= met_all
         results["temporal"] = dict(rows=ev.as_dicts(rows), baseline_m=baseline, floor_ewarp=floor, pan=pan,
+                                   truth_rows=ev.as_dicts(t_rows), loss_truth_db=loss_truth, loss_pan_db=loss_pan,
                                    reduction_all=red_all, reduction_filled=red_filled, met_all=met_all,
-                                   met_filled=met_filled)
+                                   first_frame=args.first)
 
     if "speed" in sections:
         frames = video_frames[:30]
-        print("### stereo_node processing rate, 640 x 480 (StereoProcessor per message, 1 thread)\n")
-        print("| fill | temporal | Hz |")
-        print("|---|---|---|")
+        span = f"{args.first}-{args.first + len(frames) - 1}"
+        print(f"### stereo_node processing rate, 640 x 480, 7-Scenes frames {span}, 1 thread\n")
+        print("library = StereoProcessor per frame; whole node path = message decoding, processing, building and "
+              "publishing the six output messages (no DDS transport).\n")
+        print("| fill | temporal | library Hz | whole node path Hz | target |")
+        print("|---|---|---|---|---|")
         results["speed"] = []
-        for fill, temporal in (("classical", False), ("classical", True), ("render_fill", False)):
+        met = True
+        for fill, temporal, target in (("classical", False, None), ("classical", True, None),
+                                       ("render_fill", False, ev.TARGET_NODE_HZ),
+                                       ("learned", False, ev.TARGET_LEARNED_NODE_HZ)):
             hz = ev.throughput(frames, K, fill=fill, propagate=temporal)
-            results["speed"].append(dict(fill=fill, temporal=temporal, hz=hz))
-            print(f"| {fill} | {temporal} | {_f(hz, 1)} |")
-        try:
-            for temporal in (False, True):
-                hz_node = node_throughput(frames, K, temporal=temporal)
-                results["speed"].append(dict(fill="classical", temporal=temporal, hz=hz_node, whole_node=True))
-                print(f"| classical, whole node path (messages in and out) | {temporal} | {_f(hz_node, 1)} |")
-        except ImportError as err:
-            print(f"(whole node path not measured: {err})")
-        hz = min(r["hz"] for r in results["speed"] if r["fill"] == "classical" and not r["temporal"])
-        met = hz >= ev.TARGET_NODE_HZ
+            try:
+                hz_node = node_throughput(frames, K, fill=fill, temporal=temporal)
+            except ImportError as err:
+                print(f"(whole node path not measured: {err})")
+                hz_node = float("nan")
+            slower = min(hz, hz_node) if hz_node == hz_node else hz
+            row_met = target is None or slower >= target
+            met &= row_met
+            results["speed"].append(dict(fill=fill, temporal=temporal, hz=hz, hz_node=hz_node, target_hz=target,
+                                         met=row_met))
+            verdict = "" if target is None else f">= {target:.0f}: {'MET' if row_met else 'MISSED'}"
+            print(f"| {fill} | {temporal} | {_f(hz, 1)} | {_f(hz_node, 1)} | {verdict} |")
         ok &= met
-        print(f"\nclassical fill, per-frame (slower of library and whole node path): {hz:.1f} Hz "
-              f"(target >= {ev.TARGET_NODE_HZ:.0f}): {'MET' if met else 'MISSED'}\n")
+        print(f"\nnode rate (slower of library and whole node path): render_fill >= {ev.TARGET_NODE_HZ:.0f} Hz, "
+              f"learned >= {ev.TARGET_LEARNED_NODE_HZ:.0f} Hz: {'MET' if met else 'MISSED'}\n")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,46 @@ def test_parameter_checks():
     assert settings_from(validate(defaults)).baseline_m == 0.065
     with pytest.raises(ConfigError, match="fill"):
         validate({"fill": "magic"})
+    for fill in ("render_fill", "learned"):  # the generator fills the node offers
+        assert settings_from({**defaults, **validate({"fill": fill})}).fill == fill
     with pytest.raises(ConfigError, match="baseline_m"):
         validate({"baseline_m": -0.1})
     with pytest.raises(ConfigError, match="nonsense"):
         validate({"nonsense": 1})
     assert all(p.description for p in STEREO_NODE_PARAMS)
+
+
+@pytest.mark.parametrize("fill", ["render_fill", "learned"])
+def test_node_processes_a_frame_with_each_generator_fill(fill):
+    # the node's whole per-frame path (decode, process, publish) in this process, no DDS transport
+    import rclpy
+    import torch
+    from rclpy.parameter import Parameter
+
+    from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
+    from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
+    from worldstereo_ros.ros.frame_sync import SyncedFrame
+    from worldstereo_ros.ros.stereo_node import StereoNode
+
+    torch.set_num_threads(1)
+    h, w = 96, 128
+    rgb = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    depth = np.full((h, w), 2.0, np.float32)
+    depth[30:60, 40:80] = 0.8  # a near block: occlusions to fill
+    header = Header(frame_id="camera_optical")
+    header.stamp.sec = 7
+    frame = SyncedFrame(7, numpy_to_image(rgb, "rgb8", header), depth_to_image(depth, "32FC1", header),
+                        intrinsics_to_camera_info(K, w, h, header))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = StereoNode(context=context, parameter_overrides=[Parameter("fill", value=fill),
+                                                                Parameter("baseline_m", value=0.05)])
+        try:
+            node._process(frame)
+            assert node.stats["frames_published"] == 1
+            assert node.processor.settings.fill == fill
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

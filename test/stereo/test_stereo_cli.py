@@ -77,3 +77,55 @@ def test_missing_depth_is_a_clear_error(tmp_path, capsys):
                str(tmp_path / "out")])
     assert rc == 2
     assert "depth" in capsys.readouterr().err
+
+
+def test_rgb_only_without_a_depth_model_names_the_flag(tmp_path, capsys):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "depth").mkdir()
+    _write_frame(tmp_path, 0)
+    rc = main(["stereo", str(tmp_path / "img"), "--intrinsics", "50,50,31.5,19.5", "--out", str(tmp_path / "out")])
+    assert rc == 2
+    assert "--depth-model-path" in capsys.readouterr().err
+
+
+def test_rgb_only_frames_take_the_estimated_depth(tmp_path):
+    # a tiny random Depth Anything (transformers) folder stands in for real weights: the command must load it,
+    # estimate each frame's depth and scale it by --median-depth-m
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from worldstereo_ros.generation.diffusion.tiny import write_tiny_depth_model
+
+    model = write_tiny_depth_model(tmp_path / "depth_model")
+    (tmp_path / "img").mkdir()
+    (tmp_path / "depth").mkdir()
+    for i in range(2):
+        _write_frame(tmp_path, i, shift=i)
+    out = tmp_path / "out"
+    rc = main(["stereo", str(tmp_path / "img"), "--intrinsics", "50,50,31.5,19.5", "--depth-model-path", str(model),
+               "--median-depth-m", "2.0", "--baseline-m", "0.1", "--no-temporal", "--out", str(out)])
+    assert rc == 0
+    info = json.loads((out / "stereo.json").read_text())
+    assert info["frames"] == 2 and "estimated by" in info["depth"] and "2.0" in info["depth"]
+    disp = cv2.imread(str(out / "disparity" / "000000.png"), cv2.IMREAD_UNCHANGED).astype(np.float32) / 256.0
+    # median depth 2 m, f = 50 px, B = 0.1 m: the median disparity is f * B / 2 = 2.5 px
+    assert np.median(disp[disp > 0]) == pytest.approx(2.5, rel=0.05)
+
+
+def test_unreadable_depth_model_names_the_flag(tmp_path, capsys):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "depth").mkdir()
+    _write_frame(tmp_path, 0)
+    (tmp_path / "model").mkdir()
+    rc = main(["stereo", str(tmp_path / "img"), "--intrinsics", "50,50,31.5,19.5", "--depth-model-path",
+               str(tmp_path / "model"), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    assert "depth_model_path" in capsys.readouterr().err
+
+
+def test_middlebury_2014_folder_is_a_stereo_source(tmp_path, tiny_middlebury_2014):
+    tiny_middlebury_2014(tmp_path / "pair")
+    out = tmp_path / "out"
+    assert main(["stereo", str(tmp_path / "pair"), "--out", str(out)]) == 0
+    info = json.loads((out / "stereo.json").read_text())
+    assert info["baseline_m"] == pytest.approx(0.05) and info["fx"] == 100.0  # calib.txt: baseline=50 mm, f=100
+    assert cv2.imread(str(out / "right" / "000000.png")).shape == (40, 96, 3)

@@ -8,7 +8,7 @@ import pytest
 from worldstereo_ros.errors import ConfigError, InputError
 from worldstereo_ros.stereo import synthesize_right
 from worldstereo_ros.stereo.processor import StereoProcessor, StereoSettings
-from worldstereo_ros.stereo.video import StereoVideo, TemporalConfig, forward_backward_flow
+from worldstereo_ros.stereo.video import StereoVideo, TemporalConfig, forward_backward_flow, temporal_blend
 
 
 def _scene(t: int, h: int = 48, w: int = 96):
@@ -68,7 +68,9 @@ def test_forward_backward_flow_of_a_shift():
 @pytest.mark.parametrize("kwargs, field", [(dict(fill_memory=1.5), "fill_memory"),
                                            (dict(disparity_memory=1.0), "disparity_memory"),
                                            (dict(flow_preset="slow"), "flow_preset"),
-                                           (dict(mask_grow_px=-1), "mask_grow_px")])
+                                           (dict(mask_grow_px=-1), "mask_grow_px"),
+                                           (dict(blend=1.0), "blend"),
+                                           (dict(blend_colour_tol=0.0), "blend_colour_tol")])
 def test_bad_temporal_config(kwargs, field):
     with pytest.raises(InputError, match=field):
         TemporalConfig(**kwargs)
@@ -102,3 +104,43 @@ def test_bad_settings():
         StereoSettings(baseline_m=0.0, strength=0.0)
     with pytest.raises(ConfigError, match="baseline_m"):
         StereoSettings(baseline_m=-1.0)
+
+
+def test_temporal_blend_weights_by_hand():
+    cur = np.full((1, 4, 3), 0.5, np.float32)
+    prev = np.array([0.54, 0.54, 0.9, np.nan], np.float32)[None, :, None].repeat(3, axis=2)
+    trusted = np.array([[True, False, True, True]])
+    before = (cur.copy(), prev.copy())
+    out = temporal_blend(cur, prev, trusted, blend=0.6, colour_tol=0.08)
+    np.testing.assert_array_equal(cur, before[0])  # inputs untouched
+    np.testing.assert_array_equal(prev, before[1])
+    # pixel 0: difference 0.04 = half the tolerance -> weight 0.6 * 0.5 = 0.3
+    np.testing.assert_allclose(out[0, 0], 0.5 + 0.3 * 0.04, atol=1e-6)
+    np.testing.assert_array_equal(out[0, 1:], cur[0, 1:])  # untrusted, too different (an edge), no previous value
+    assert np.isfinite(out).all()
+
+
+def _noisy_static(t: int):
+    left, disp = _scene(0)
+    noise = np.random.default_rng(100 + t).normal(0.0, 0.02, left.shape).astype(np.float32)
+    return np.clip(left + noise, 0.0, 1.0), disp
+
+
+def test_recurrent_filter_removes_most_input_flicker():
+    # a still camera whose sensor noise differs per frame: the per-frame right view flickers with it,
+    # the filtered one much less (frame-to-frame difference on interior pixels, the flow is zero)
+    diffs = {}
+    for propagate in (False, True):
+        video = StereoVideo(config=TemporalConfig(propagate=propagate))
+        views = [video.process(*_noisy_static(t)) for t in range(8)]
+        diffs[propagate] = np.mean([np.abs(b.right - a.right)[8:-8, 16:-16].mean() for a, b in zip(views, views[1:])])
+    assert diffs[True] < 0.6 * diffs[False]
+
+
+def test_recurrent_filter_does_not_ghost_a_moving_block():
+    # the near block slides 1 px/frame over the background: its trailing edge must not keep old colours
+    video = StereoVideo()
+    views = [video.process(*_scene(t)) for t in range(6)]
+    truth = synthesize_right(*_scene(5))
+    covered = ~truth.occlusion
+    assert np.abs(views[-1].right - truth.right)[covered].mean() < 0.02

@@ -3,14 +3,22 @@ from an image, a frame folder, a video or a Middlebury pair.
 
 Inputs (``source``):
 
-* a Middlebury-layout folder (``<name>_left.png`` + ``<name>_disp.npz``): its left image and ground-truth
+* a Middlebury folder (2014 ``im0.png`` + ``disp0.pfm`` + ``calib.txt``, 2005/2006 ``view1.png``, or
+  ``<name>_left.png`` + ``<name>_disp.npz``): its left image and ground-truth
   disparity with the pair's own calibration, or, with ``--baseline-m``, a virtual rig of that baseline
   (principal points aligned; ``--strength`` does not apply);
 * an RGB-D sequence folder (7-Scenes ``camera-intrinsics.txt`` or TUM ``rgb.txt``): colour, depth and K;
 * an image file, with ``--depth FILE`` and ``--intrinsics``;
 * a folder of images or a video file (``.mp4``, ``.avi``, ``.mov``, ``.mkv``), with ``--depth FOLDER`` (one
-  depth file per frame, in name order) and ``--intrinsics``. Monocular depth estimation is not part of
-  this command: without depth it stops and says so.
+  depth file per frame, in name order) and ``--intrinsics``.
+
+RGB-only input (an image, a frame folder or a video without ``--depth``): depth comes from the monocular depth
+estimator the imagination node uses for RGB-only cameras
+(:class:`~worldstereo_ros.generation.diffusion.depth.DepthEstimator`), loaded from ``--depth-model-path`` (a
+local transformers depth-model folder such as Depth Anything V2: weights are never downloaded; without the
+flag the command stops and names it). Scale: ``--camera-height-m``, else ``--median-depth-m``, else relative
+(median 1 per frame), which the default ``--baseline-m 0`` (baseline from ``--strength``) handles: the rig is
+then in the estimate's units, and ``stereo.json`` says so.
 
 Outputs under ``--out``: ``right/000000.png`` ..., ``disparity/000000.png`` (uint16, disparity x 256, the
 KITTI convention; left view), ``occlusion/000000.png`` (255 = filled), ``disparity_preview.png``,
@@ -23,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 from typing import Iterator
 
@@ -47,24 +55,56 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=0.03, help="stereo deviation strength: disparity range as a "
                    "fraction of the image width, mapped to a baseline from the first frame's depth range")
     p.add_argument("--fill", default="classical", help="occlusion filler: classical, background-telea, telea or a "
-                   "generator backend "
-                   "(render_fill)")
+                   "generator backend (render_fill, learned)")
     p.add_argument("--no-temporal", action="store_true", help="process frames independently (no flow propagation)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames; 0 = all")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of side_by_side.mp4")
     p.add_argument("--out", default="outputs/stereo", help="output folder")
+    g = p.add_argument_group("RGB-only input (no --depth)")
+    g.add_argument("--depth-model-path", default=None, help="local transformers depth-model folder (e.g. Depth "
+                   "Anything V2), the imagination node's estimator for RGB-only cameras")
+    g.add_argument("--camera-height-m", type=float, default=None, help="camera height above the floor, metres: "
+                   "gives the estimated depth its metric scale")
+    g.add_argument("--median-depth-m", type=float, default=None, help="typical distance of the scene, metres "
+                   "(scale when no camera height is given); without either, depth is relative")
+    g.add_argument("--device", default="cpu", help="torch device of the depth model")
 
 
 def _check_needs(args: argparse.Namespace, kind: str) -> np.ndarray:
     # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.datasets.snapshot_files import parse_intrinsics
 
-    if args.depth is None:
-        raise InputError("depth", f"a {kind} needs --depth (monocular depth estimation is not available in this "
-                                  "command)")
+    if args.depth is None and not args.depth_model_path:
+        raise InputError("depth_model_path", f"a {kind} without --depth needs --depth-model-path DIR (a local "
+                                             "transformers depth-estimation model, e.g. Depth Anything V2; weights are "
+                                             "not downloaded)")
     if args.intrinsics is None:
         raise InputError("intrinsics", f"a {kind} needs --intrinsics ('fx,fy,cx,cy' or a file with K)")
     return parse_intrinsics(args.intrinsics)
+
+
+class _Estimated:
+    """Depth of RGB-only frames from ``--depth-model-path`` (module doc), loaded at the first frame."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.estimator = None
+        self.note = ""
+
+    def __call__(self, rgb: np.ndarray, K: np.ndarray) -> np.ndarray:
+        if self.estimator is None:
+            # lazy: transformers loads only for RGB-only input
+            from worldstereo_ros.generation.diffusion.depth import DepthEstimator
+
+            try:
+                self.estimator = DepthEstimator(self.args.depth_model_path, self.args.device)
+            except Exception as err:  # BackendError, or transformers' OSError/ValueError for an unreadable folder
+                raise InputError("depth_model_path", f"cannot load {self.args.depth_model_path!r}: "
+                                                     f"{type(err).__name__}: {err}") from None
+        est = self.estimator.estimate(rgb.astype(np.float32) / np.float32(255.0), K, self.args.camera_height_m,
+                                      self.args.median_depth_m)
+        self.note = est.note
+        return est.depth
 
 
 def _depth_files(folder: Path) -> list[Path]:
@@ -76,10 +116,14 @@ def _depth_files(folder: Path) -> list[Path]:
     return files
 
 
-def iter_frames(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(rgb uint8 (H, W, 3), depth metres (H, W) float32, K (3, 3)) per frame of an RGB-D source."""
+def iter_frames(args: argparse.Namespace, estimate: _Estimated | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(rgb uint8 (H, W, 3), depth metres (H, W) float32, K (3, 3)) per frame of an RGB-D source; without
+    ``--depth`` the depth is ``estimate(rgb, K)`` (relative unless a scale flag is given)."""
     # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.datasets.snapshot_files import read_depth, read_rgb
+
+    estimate = estimate or _Estimated(args)
 
     source = Path(args.source)
     if source.is_dir() and ((source / "camera-intrinsics.txt").is_file() or (source / "rgb.txt").is_file()):
@@ -91,29 +135,36 @@ def iter_frames(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarr
         return
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
         K = _check_needs(args, "single image")
-        yield read_rgb(source), read_depth(args.depth), K
+        rgb = read_rgb(source)
+        yield rgb, read_depth(args.depth) if args.depth is not None else estimate(rgb, K), K
         return
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         K = _check_needs(args, "video")
-        depths = _depth_files(Path(args.depth))
+        depths = _depth_files(Path(args.depth)) if args.depth is not None else None
         cap = cv2.VideoCapture(str(source))
         if not cap.isOpened():
             raise InputError("source", f"{source}: OpenCV cannot open this video")
         try:
-            for depth_file in depths:
+            for i in range(len(depths)) if depths is not None else count():
                 ok, bgr = cap.read()
                 if not ok:
                     return
-                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), read_depth(depth_file), K
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield rgb, read_depth(depths[i]) if depths is not None else estimate(rgb, K), K
         finally:
             cap.release()
         return
     if source.is_dir():
         K = _check_needs(args, "frame folder")
         images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        depths = _depth_files(Path(args.depth))
         if not images:
             raise InputError("source", f"{source} holds no images")
+        if args.depth is None:
+            for image in images:
+                rgb = read_rgb(image)
+                yield rgb, estimate(rgb, K), K
+            return
+        depths = _depth_files(Path(args.depth))
         if len(images) != len(depths):
             raise InputError("depth", f"{len(depths)} depth files for {len(images)} images in {source}")
         for image, depth in zip(images, depths):
@@ -123,7 +174,9 @@ def iter_frames(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarr
 
 
 def _is_middlebury(source: Path) -> bool:
-    return source.is_dir() and any(source.glob("*_disp.npz")) and any(source.glob("*_left.png"))
+    """A folder in one of the Middlebury layouts of :mod:`~worldstereo_ros.datasets.middlebury`."""
+    return source.is_dir() and ((source / "im0.png").is_file() or (source / "view1.png").is_file()
+                                or (any(source.glob("*_disp.npz")) and any(source.glob("*_left.png"))))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +201,8 @@ def _run(args: argparse.Namespace) -> int:
         (out / sub).mkdir(parents=True, exist_ok=True)
     sbs, lefts, rights, info = [], [], [], {}
     source = Path(args.source)
-    views = _views(args, source)
+    estimate = _Estimated(args)
+    views = _views(args, source, estimate)
     for i, (left, view, rig) in enumerate(islice(views, args.max_frames) if args.max_frames else views):
         write_rgb_png(out / "right" / f"{i:06d}.png", view.right)
         cv2.imwrite(str(out / "disparity" / f"{i:06d}.png"), disparity_png16(view.left_disparity))
@@ -171,12 +225,14 @@ def _run(args: argparse.Namespace) -> int:
     else:
         write_rgb_png(out / "side_by_side.png", sbs[0])
     info["frames"] = len(sbs)
+    if estimate.estimator is not None:
+        info["depth"] = f"estimated by {args.depth_model_path}: {estimate.note}"
     (out / "stereo.json").write_text(json.dumps(info, indent=1))
     print(f"{len(sbs)} frame(s), baseline {info['baseline_m'] * 1000:.1f} mm -> {out}")
     return 0
 
 
-def _views(args: argparse.Namespace, source: Path):
+def _views(args: argparse.Namespace, source: Path, estimate: _Estimated):
     """(left uint8, StereoView, StereoRig) per frame."""
     # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.geometry.stereo_rig import StereoRig
@@ -187,9 +243,8 @@ def _views(args: argparse.Namespace, source: Path):
     if _is_middlebury(source):
         # lazy: keeps --help and the other commands fast (package doc)
         from worldstereo_ros.datasets.middlebury import read_middlebury
-        from worldstereo_ros.evaluation.stereo_synthesis import find_pair_name
 
-        pair = read_middlebury(source, name=find_pair_name(source))
+        pair = read_middlebury(source)
         rig, disparity = StereoRig(pair.K, pair.baseline_m, pair.doffs_px), pair.disparity
         if args.baseline_m > 0:  # a virtual rig with aligned principal points: d' = (d + doffs) * B' / B
             rig = StereoRig(pair.K, args.baseline_m)
@@ -199,7 +254,7 @@ def _views(args: argparse.Namespace, source: Path):
         return
     proc = StereoProcessor(StereoSettings(baseline_m=args.baseline_m, strength=args.strength, fill=args.fill,
                                          temporal=not args.no_temporal))
-    for rgb, depth, K in iter_frames(args):
+    for rgb, depth, K in iter_frames(args, estimate):
         frame = proc.process(rgb, depth, K)
         yield rgb, frame.view, frame.rig
 

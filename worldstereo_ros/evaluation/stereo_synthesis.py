@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -37,6 +37,7 @@ from worldstereo_ros.datasets.middlebury import read_middlebury
 from worldstereo_ros.datasets.rgbd_folder import RgbdFrame
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.evaluation.image_metrics import psnr, sharpness_ratio, ssim
+from worldstereo_ros.evaluation.procedural_sequence import ProceduralSequence
 from worldstereo_ros.evaluation.view_fidelity import baseline_view
 from worldstereo_ros.geometry.stereo_rig import StereoRig, baseline_for_strength
 from worldstereo_ros.stereo.fill import OcclusionFiller, TeleaFiller, create_filler
@@ -48,7 +49,8 @@ from worldstereo_ros.stereo.video import StereoVideo, TemporalConfig, forward_ba
 TARGET_PSNR_GAIN_DB = 1.0
 TARGET_EWARP_REDUCTION = 0.25
 TARGET_PSNR_LOSS_DB = 0.2
-TARGET_NODE_HZ = 10.0
+TARGET_NODE_HZ = 10.0  # with the render_fill fill
+TARGET_LEARNED_NODE_HZ = 5.0  # with the learned fill
 
 
 @dataclass
@@ -74,35 +76,32 @@ def _score(pair: str, method: str, pred: np.ndarray, real: np.ndarray, occluded:
                      float(occluded.mean()), seconds)
 
 
-def find_pair_name(folder: Path) -> str:
-    """The ``<name>`` of the single ``<name>_left.png`` in a Middlebury-layout folder."""
-    names = sorted(p.name[: -len("_left.png")] for p in Path(folder).glob("*_left.png"))
-    if len(names) != 1:
-        raise InputError("folder", f"expected one <name>_left.png in {folder}, found {names or 'none'}")
-    return names[0]
-
-
-def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None) -> list[PairScore]:
+def evaluate_pair(folder, fillers: list[OcclusionFiller] | None = None,
+                  generator_fills: tuple[str, ...] = ()) -> list[PairScore]:
     """Right view of a Middlebury pair: the warp + Telea baseline first, then ours with each filler.
 
     Args:
-        folder: Middlebury-layout folder (``<name>_left.png``, ``_right.png``, ``_disp.npz``), read with
-            :func:`~worldstereo_ros.datasets.middlebury.read_middlebury` (its calibration).
+        folder: a pair in any Middlebury layout (2014 ``im0.png`` / ``im1.png`` / ``disp0.pfm`` /
+            ``calib.txt``, 2005/2006, or ``<name>_left.png`` / ``_right.png`` / ``_disp.npz``), read with
+            :func:`~worldstereo_ros.datasets.middlebury.read_middlebury` and its calibration.
         fillers: occlusion fillers to score (default: background push-pull, background Telea, plain Telea).
+        generator_fills: generator backend names (``render_fill``, ``learned``) scored after ``fillers``, made
+            with this pair's rig and their stereo defaults (:func:`~worldstereo_ros.stereo.fill.create_filler`).
     Returns:
-        [baseline, ours per filler] PairScores.
+        [baseline, ours per filler, ours per generator fill] PairScores.
     """
 
     folder = Path(folder)
-    name = find_pair_name(folder)
-    pair = read_middlebury(folder, name=name)
+    pair = read_middlebury(folder)
     rig = StereoRig(pair.K, pair.baseline_m, pair.doffs_px)
     real = pair.right.astype(np.float32) / np.float32(255.0)
     t0 = time.perf_counter()
     base, occluded = baseline_view(RgbdFrame(0, pair.left, pair.depth_m, np.eye(4), pair.K), rig.K_right,
                                    rig.T_left_right)
     rows = [_score(folder.name, "warp + Telea (baseline)", base, real, occluded, time.perf_counter() - t0)]
-    for filler in fillers or [create_filler("classical"), create_filler("background-telea"), TeleaFiller()]:
+    fillers = list(fillers or [create_filler("classical"), create_filler("background-telea"), TeleaFiller()])
+    fillers += [create_filler(name, rig.K_right, rig.fx * rig.baseline_m, rig.doffs_px) for name in generator_fills]
+    for filler in fillers:
         t0 = time.perf_counter()
         view = synthesize_right(pair.left, pair.disparity, filler=filler)
         rows.append(_score(folder.name, f"ours ({filler.name} fill)", view.right, real, occluded,
@@ -155,10 +154,12 @@ class TemporalRow:
     ewarp_filled: float
     ewarp_observed: float
     seconds_per_frame: float
+    psnr: float = math.nan  # mean per-frame PSNR against the true right video, dB (NaN: no truth)
 
 
 def temporal_consistency(frames, K: np.ndarray, strength: float = 0.03, baseline_m: float | None = None,
-                         fill: str = "classical") -> tuple[list[TemporalRow], float, float]:
+                         fill: str = "classical", config: TemporalConfig | None = None,
+                         truth: list[np.ndarray] | None = None) -> tuple[list[TemporalRow], float, float]:
     """E_warp per-frame vs propagated on an RGB-D video (module doc).
 
     Args:
@@ -166,6 +167,9 @@ def temporal_consistency(frames, K: np.ndarray, strength: float = 0.03, baseline
             (0 = unknown), consecutive video frames (e.g. RgbdFolder frames).
         K: (3, 3) intrinsics. strength: stereo deviation strength (fraction of the width) mapped to a
             baseline from the first frame's depth range, unless ``baseline_m`` is given.
+        config: options of the propagated mode (default :class:`TemporalConfig`); ``propagate`` is set per mode.
+        truth: the true right frames ((H, W, 3) float32 in [0, 1], one per frame) when the video has them:
+            each row's ``psnr`` is then the mean per-frame PSNR against them.
     Returns:
         ([per-frame row, propagated row, input-video floor row], baseline_m, measured floor E_warp on the
         left video).
@@ -173,6 +177,8 @@ def temporal_consistency(frames, K: np.ndarray, strength: float = 0.03, baseline
     frames = list(frames)
     if len(frames) < 2:
         raise InputError("frames", f"need at least 2 frames, got {len(frames)}")
+    if truth is not None and len(truth) != len(frames):
+        raise InputError("truth", f"expected one right frame per frame ({len(frames)}), got {len(truth)}")
     h, w = frames[0].depth.shape
     if baseline_m is None:
         baseline_m = baseline_for_strength(strength, frames[0].depth, float(K[0, 0]), w)
@@ -180,7 +186,8 @@ def temporal_consistency(frames, K: np.ndarray, strength: float = 0.03, baseline
     outputs: dict[str, list[StereoView]] = {}
     seconds: dict[str, float] = {}
     for method, propagate in (("per-frame", False), ("propagated (flow-fused masks + fills)", True)):
-        video = StereoVideo(create_filler(fill, rig.K_right, rig.fx * rig.baseline_m), TemporalConfig(propagate=propagate))
+        video = StereoVideo(create_filler(fill, rig.K_right, rig.fx * rig.baseline_m),
+                            replace(config or TemporalConfig(), propagate=propagate))
         t0 = time.perf_counter()
         outputs[method] = [video.process(f.rgb, rig.disparity_from_depth(f.depth)) for f in frames]
         seconds[method] = (time.perf_counter() - t0) / len(frames)
@@ -200,9 +207,31 @@ def temporal_consistency(frames, K: np.ndarray, strength: float = 0.03, baseline
         prev = frames[t - 1].rgb.astype(np.float32) / 255.0
         s, n = _warp_error(cur, prev, xs + flow[..., 0], ys + flow[..., 1], trusted, np.ones_like(trusted))
         floor += (s, n)
-    rows = [TemporalRow(m, *(float(s / max(n, 1)) for s, n in sums[m]), seconds[m]) for m in outputs]
+    psnrs = {m: (float(np.mean([psnr(v.right, r) for v, r in zip(outs, truth, strict=True)])) if truth is not None
+                 else math.nan) for m, outs in outputs.items()}
+    rows = [TemporalRow(m, *(float(s / max(n, 1)) for s, n in sums[m]), seconds[m], psnrs[m]) for m in outputs]
     floor_e = float(floor[0] / max(floor[1], 1))
     return rows, float(baseline_m), floor_e
+
+
+def procedural_stereo_video(frames: int = 60, width: int = 640, height: int = 480, strength: float = 0.03
+                            ) -> tuple[list[RgbdFrame], list[np.ndarray], np.ndarray, float]:
+    """A video with a true right eye: the procedural room along its camera path
+    (:class:`~worldstereo_ros.evaluation.procedural_sequence.ProceduralSequence`, exact depth), the right
+    frames rendered at the right-eye pose ``T_world_left @ T_left_right`` of the rig whose baseline the
+    ``strength`` gives on the first frame.
+
+    Returns:
+        (left RgbdFrames (rgb uint8, depth float32 m), true right frames (H, W, 3) float32 in [0, 1],
+         K (3, 3), baseline_m).
+    """
+    seq = ProceduralSequence(frames=frames, width=width, height=height)
+    lefts = [seq.read(i) for i in seq.indices]
+    baseline = baseline_for_strength(strength, lefts[0].depth, float(seq.K[0, 0]), width)
+    rig = StereoRig(seq.K, baseline)
+    rights = [np.clip(seq.truth(rig.K_right, f.T_world_cam @ rig.T_left_right, width, height)[0], 0.0, 1.0)
+              .astype(np.float32) for f in lefts]
+    return lefts, rights, seq.K, float(baseline)
 
 
 def pan_video_psnr(folder, frames: int = 40, width: int = 640, step_px: int = 1,
@@ -215,7 +244,7 @@ def pan_video_psnr(folder, frames: int = 40, width: int = 640, step_px: int = 1,
     """
 
     folder = Path(folder)
-    pair = read_middlebury(folder, name=find_pair_name(folder))
+    pair = read_middlebury(folder)
     w_full = pair.left.shape[1]
     if width + step_px * (frames - 1) > w_full:
         raise InputError("frames", f"{frames} frames of width {width} step {step_px} exceed the image width {w_full}")
