@@ -116,3 +116,23 @@ def test_withdraw_ends_a_waiting_request_but_not_the_running_one():
                                                   "message": "cancelled before it ran"}
     assert not waiting.done.is_set() and len(q) == 1
     assert not q.withdraw(twin, "again")
+
+
+def test_a_topic_request_never_drops_an_accepted_goal():
+    q = RequestQueue()
+    running, goal, topic_a, topic_b = _req("running"), _req("goal"), _req("topic_a"), _req("topic_b")
+    q.submit(running, "queue", 2)
+    assert q.take(0.1) is running
+    assert q.offer(goal, "queue", 2) is None and goal.promised
+    assert q.submit(topic_a, "queue", 2) == []
+    # full: the oldest *topic* request gives way, not the older goal
+    assert q.submit(topic_b, "queue", 2) == [topic_a] and not goal.done.is_set()
+    # only promised requests wait and the queue is full: the newcomer is dropped itself
+    q2 = RequestQueue()
+    q2.submit(_req("r"), "queue", 1)
+    q2.take(0.1)
+    promised, newcomer = _req("p"), _req("n")
+    assert q2.offer(promised, "queue", 1) is None
+    assert q2.submit(newcomer, "queue", 1) == [newcomer]
+    assert newcomer.done.is_set() and "accepted goals" in newcomer.result["message"]
+    assert not promised.done.is_set() and len(q2) == 1

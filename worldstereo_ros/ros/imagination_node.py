@@ -228,7 +228,9 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
         """Queue a request, or preempt the running one (``busy_policy``; :mod:`~worldstereo_ros.ros.request_queue`)."""
         dropped = self._requests.submit(request, self.p["busy_policy"], self.p["queue_size"])
         if dropped and self.p["busy_policy"] == "queue":
-            self.problems.report("request.dropped", "request queue full: dropped the oldest waiting request")
+            self.problems.report("request.dropped", "request queue full: " + (
+                "dropped this request (every waiting one is an accepted goal or service call)"
+                if dropped == [request] else "dropped the oldest waiting path request"))
 
     # ------------------------------------------------------------------ action
     def _goal_problem(self, goal) -> tuple[str, str] | None:

@@ -4,8 +4,10 @@ Requests arrive from executor callbacks (topics, the ``imagine`` action, the sna
 run one at a time on a worker thread. When a request arrives while the worker is busy, ``busy_policy``
 decides:
 
-- ``queue``: it waits; when ``queue_size`` requests already wait, the oldest waiting one is dropped
-  (finished with ``success=False``), so a burst keeps the newest work.
+- ``queue``: it waits; when ``queue_size`` requests already wait, the oldest waiting *topic* request is
+  dropped (finished with ``success=False``), so a burst keeps the newest work; when every waiting request was
+  accepted through :meth:`RequestQueue.offer` (a goal or a service call, promised to run), the new topic
+  request is dropped instead.
 - ``preempt``: the running request is asked to stop (its ``cancel`` event is set and it is marked
   ``preempted``) and every waiting request is dropped; the new one runs next.
 
@@ -55,6 +57,7 @@ class ImagineRequest:
         frames_per_path: views per path (>= 1 when there are paths).
         new_snapshot: take a new snapshot before imagining.
         goal_handle: the action goal this request serves, or None.
+        promised: accepted through :meth:`RequestQueue.offer`: only a preempt or shutdown may drop it.
         cancel: set to ask the running request to stop.
         done: set once the request has finished, whatever the outcome.
         result: outcome fields (``success``, ``message``, ``path_ids``, ...), filled by whoever ends it.
@@ -65,6 +68,7 @@ class ImagineRequest:
     frames_per_path: int
     new_snapshot: bool = False
     goal_handle: object | None = None
+    promised: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     result: dict = field(default_factory=dict)
@@ -125,8 +129,13 @@ class RequestQueue:
             for r in dropped:
                 r.drop("preempted by a newer request")
         elif len(self._waiting) >= queue_size:
-            dropped.append(self._waiting.popleft())
-            dropped[-1].drop("dropped: request queue full")
+            victim = next((r for r in self._waiting if not r.promised), None)
+            if victim is None:  # every waiting request was promised to run: the newcomer gives way
+                request.drop("dropped: request queue full of accepted goals and service calls")
+                return [request]
+            self._waiting.remove(victim)
+            victim.drop("dropped: request queue full")
+            dropped.append(victim)
         self._waiting.append(request)
         self._cond.notify()
         return dropped
@@ -143,6 +152,7 @@ class RequestQueue:
                 return (f"request queue full: {len(self._waiting)} request(s) wait behind the running one "
                         f"(queue_size={queue_size})")
             # preempt, or room in the queue: submit() drops nothing here except under preempt
+            request.promised = True
             self._submit_locked(request, busy_policy, queue_size)
         return None
 
