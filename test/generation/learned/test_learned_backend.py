@@ -209,13 +209,10 @@ def test_reference_detail_replaces_observed_colours_only_where_a_reference_sees_
 def test_carried_pixels_land_on_their_world_points():
     from worldstereo_ros.generation.learned.backend import LearnedGenerator
 
-    depth = np.zeros((H, W), np.float32)
-    depth[10, 20] = 2.0
-    rgb = np.zeros((H, W, 3), np.float32)
-    rgb[10, 20] = (1.0, 0.5, 0.25)
     T = np.eye(4)
     T[:3, 3] = (1.0, 2.0, 3.0)
-    xyz, colours = LearnedGenerator._carry(rgb, depth, depth > 0, K, T)
+    xyz, colours = LearnedGenerator._carry(np.array([[1.0, 0.5, 0.25]], np.float32), np.array([2.0], np.float32),
+                                           np.array([10]), np.array([20]), K, T)
     # pixel (u=20, v=10) at 2 m: x = (20 - 31.5) / 50 * 2, y = (10 - 23.5) / 50 * 2, then shifted by the pose
     np.testing.assert_allclose(xyz, [[1.0 + (20 - 31.5) / 25.0, 2.0 + (10 - 23.5) / 25.0, 5.0]], atol=1e-6)
     np.testing.assert_allclose(colours, [[1.0, 0.5, 0.25]])

@@ -117,3 +117,43 @@ def test_corrupt_or_mismatched_weights_name_the_file_and_key(tmp_path):
     save_file(state, str(tmp_path / "other.safetensors"), metadata={"widths": "16,8,8,8", "fine": "4"})
     with pytest.raises(BackendError, match=r"other.safetensors: key 'stem.0.weight' has shape"):
         load_model(tmp_path / "other.safetensors")
+
+
+def test_infer_matches_forward_at_hole_pixels():
+    """Issue 12 speed: FillNet.infer (fused stem, refinement on hole tiles only) is forward's maths, not an
+    approximation: the same values at every hole pixel, including tiles on the frame border."""
+    torch.manual_seed(0)
+    model = FillNet(widths=(8, 8, 8, 8), fine=4).eval()
+    rng = np.random.default_rng(1)
+    h, w = 96, 128
+    rgb = rng.random((h, w, 3), dtype=np.float32)
+    depth = rng.uniform(1.0, 3.0, (h, w)).astype(np.float32)
+    hole = np.zeros((h, w), bool)
+    hole[0:5, 0:7] = True  # the top-left corner tile: its halo lies outside the frame
+    hole[40:52, 60:100] = True
+    hole[90:96, 120:128] = True  # bottom-right corner
+    x, _ = build_input(rgb, depth, hole, rgb[::-1].copy(), depth, rng.random((h, w)) > 0.5)
+    xt = torch.from_numpy(x)[None]
+    with torch.no_grad():
+        full = model(xt)
+        fast = model.infer(xt.contiguous(memory_format=torch.channels_last))
+    for name in ("rgb", "inv_depth", "confidence", "confidence_logit"):
+        a, b = getattr(full, name)[0].numpy()[:, hole], getattr(fast, name)[0].numpy()[:, hole]
+        np.testing.assert_allclose(b, a, atol=1e-5, err_msg=name)
+    # tiles without a hole pixel are not computed: the condition passes through, no depth, no confidence
+    assert np.array_equal(fast.rgb[0].numpy()[:, 64:96, 0:32], x[0:3, 64:96, 0:32])
+    assert float(fast.confidence[0, 0, 64:96, 0:32].abs().max()) == 0.0
+
+
+def test_build_input_hwc_is_build_input_transposed():
+    from worldstereo_ros.generation.learned.conditioning import build_input_hwc
+
+    x, rgb, hole = _input()
+    depth = np.full(hole.shape, 2.0, np.float32)
+    depth[5, 5] = np.nan
+    y, scale = build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool))
+    x2, scale2 = build_input(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool))
+    assert np.array_equal(y.transpose(2, 0, 1), x2) and scale == scale2
+    with pytest.raises(InputError, match="prior"):
+        build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool),
+                        prior="blur")

@@ -34,13 +34,13 @@ from worldstereo_ros.generation.base import (
     Generator,
     Reference,
 )
-from worldstereo_ros.generation.learned.conditioning import build_input, reproject_points
-from worldstereo_ros.generation.learned.model import clamp_to_support, pad_to_multiple
+from worldstereo_ros.generation.learned.conditioning import build_input_hwc, reproject_points, support_range
+from worldstereo_ros.generation.learned.model import TILE, pad_to_multiple
 from worldstereo_ros.generation.learned.weights import load_model
 from worldstereo_ros.generation.render_fill import RenderFillGenerator
 
 _OPTIONS = ("model_path", "ssm", "temporal", "temporal_min_confidence", "support_window_px", "reference_detail",
-            "threads", "device")
+            "prior", "threads", "device")
 
 
 class LearnedGenerator(Generator):
@@ -56,6 +56,9 @@ class LearnedGenerator(Generator):
             references' where a reference sees the same surface, sampled at the exact 3D correspondence (the
             same step as ``render_fill``'s ``reference_detail``); these pixels stay observed, and only this
             step ever changes them.
+        prior: the network's classical prior channel: ``"telea"`` (OpenCV Telea, as in training) or ``"fast"``
+            (:func:`~.conditioning.fast_telea`: half-resolution Telea with a full-resolution band along the
+            hole boundary; cheaper on large holes).
         threads: torch CPU threads while generating (None: leave torch's setting).
         device: torch device of the network.
     Raises:
@@ -68,7 +71,7 @@ class LearnedGenerator(Generator):
 
     def __init__(self, model_path: str | Path | None = None, ssm: bool = True, temporal: bool = True,
                  temporal_min_confidence: float = 0.5, support_window_px: int = 65, reference_detail: bool = True,
-                 threads: int | None = None, device: str | torch.device = "cpu", **unknown) -> None:
+                 prior: str = "telea", threads: int | None = None, device: str | torch.device = "cpu", **unknown) -> None:
         if unknown:
             raise InputError(sorted(unknown)[0], f"unknown option of the learned backend; valid: {', '.join(_OPTIONS)}")
         for name, value in (("ssm", ssm), ("temporal", temporal), ("reference_detail", reference_detail)):
@@ -80,6 +83,8 @@ class LearnedGenerator(Generator):
         if isinstance(support_window_px, bool) or not isinstance(support_window_px, (int, np.integer)) \
                 or support_window_px < 5:
             raise InputError("support_window_px", f"expected an int >= 5 pixels, got {support_window_px!r}")
+        if prior not in ("telea", "fast"):
+            raise InputError("prior", f"expected 'telea' or 'fast', got {prior!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError("threads", f"expected None or an int >= 1, got {threads!r}")
         try:
@@ -91,6 +96,7 @@ class LearnedGenerator(Generator):
         self.support_window_px = int(support_window_px)
         self.threads = threads
         self.reference_detail = bool(reference_detail)
+        self.prior = prior
         # render_fill owns the sub-pixel colour pull from references; reuse it rather than keep a second copy
         self._detail = RenderFillGenerator(device=self.device) if self.reference_detail else None
         # channels-last convolutions are about 20 % faster on this CPU (oneDNN), same weights
@@ -132,27 +138,40 @@ class LearnedGenerator(Generator):
                         on_frame(i, out_rgb[i], out_depth[i], imagined)
                     continue
                 ref_rgb, ref_depth, ref_valid = self._reference_layer(request.references[i], previous, K, T_wc, h, w)
-                x, scale = build_input(cond_rgb, cond_depth, imagined, ref_rgb, ref_depth, ref_valid)
+                x, scale = build_input_hwc(cond_rgb, cond_depth, imagined, ref_rgb, ref_depth, ref_valid,
+                                           prior=self.prior)
+                # the memories' depth at every pixel (cache render first, then references): what bounds imagined depth
+                observed = np.where(cond_depth > 0, cond_depth, np.where(ref_valid, np.maximum(ref_depth, 0.0), 0.0))
                 t1 = time.perf_counter()
                 with torch.inference_mode():
-                    xt, _ = pad_to_multiple(torch.from_numpy(x)[None].to(self.device))
-                    pred = self.model(xt.contiguous(memory_format=torch.channels_last))
-                    rgb = pred.rgb[0, :, :h, :w].permute(1, 2, 0)
-                    depth = scale / pred.inv_depth[0, 0, :h, :w].clamp(min=1e-3)
-                    observed = torch.from_numpy(np.where(ref_valid, np.maximum(ref_depth, 0.0), 0.0)).to(self.device)
-                    observed = torch.where(torch.from_numpy(cond_depth > 0).to(self.device),
-                                           torch.from_numpy(cond_depth).to(self.device), observed)
-                    depth, supported = clamp_to_support(depth[None, None], observed[None, None], self.support_window_px)
-                    depth, supported = depth[0, 0].cpu().numpy(), supported[0, 0].cpu().numpy()
-                    conf = pred.confidence[0, 0, :h, :w].cpu().numpy()
-                    rgb = rgb.cpu().numpy()
+                    # (H, W, C) memory viewed as (1, C, H, W): channels-last, no copy
+                    xt, _ = pad_to_multiple(torch.from_numpy(x).to(self.device).permute(2, 0, 1)[None])
+                    tiles = self.model.infer_tiles(xt)
+                    values = tiles.values.cpu().numpy()
+                    tile_of = np.full((xt.shape[2] // TILE, xt.shape[3] // TILE), -1, np.int64)
+                    tile_of[tiles.ty.cpu().numpy(), tiles.tx.cpu().numpy()] = np.arange(len(values))
                 t2 = time.perf_counter()
-                out_rgb[i] = np.where(imagined[..., None], rgb, cond_rgb)
-                out_depth[i] = np.where(imagined, np.where(supported, depth, 0.0), cond_depth)
-                out_conf[i] = np.where(imagined, np.where(supported, conf, 0.0), 1.0)
+                # only the imagined pixels are read from here on: work on their flat indices
+                idx = np.flatnonzero(imagined)
+                v, u = np.divmod(idx, w)
+                pred = values[tile_of[v // TILE, u // TILE], :, v % TILE, u % TILE]  # (N, 5): rgb, inv depth, conf
+                lo, hi = support_range(observed, self.support_window_px)
+                lo_p, hi_p = lo[v // 4, u // 4], hi[v // 4, u // 4]
+                supported = hi_p > 0
+                depth_p = np.where(supported, np.clip(np.float32(scale) / np.maximum(pred[:, 3], 1e-3), lo_p, hi_p),
+                                   0.0).astype(np.float32)
+                conf_p = np.where(supported, pred[:, 4], 0.0).astype(np.float32)
+                frame_rgb, frame_depth, frame_conf = out_rgb[i], out_depth[i], out_conf[i]
+                frame_rgb[...] = cond_rgb
+                frame_rgb.reshape(-1, 3)[idx] = pred[:, :3]
+                frame_depth[...] = cond_depth
+                frame_depth.reshape(-1)[idx] = depth_p
+                frame_conf[...] = 1.0
+                frame_conf.reshape(-1)[idx] = conf_p
                 if self.temporal and i + 1 < n:
-                    sure = imagined & (out_conf[i] >= self.temporal_min_confidence) & (out_depth[i] > 0)
-                    previous = self._carry(out_rgb[i], out_depth[i], sure, K, T_wc)
+                    sure = (conf_p >= self.temporal_min_confidence) & (depth_p > 0)
+                    previous = self._carry(frame_rgb.reshape(-1, 3)[idx[sure]], depth_p[sure], v[sure], u[sure],
+                                           K, T_wc)
                 timings["condition"] += t1 - t0
                 timings["network"] += t2 - t1
                 if on_frame is not None:
@@ -198,11 +217,12 @@ class LearnedGenerator(Generator):
         return layer
 
     @staticmethod
-    def _carry(rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """World points (M, 3) float32 and colours (M, 3) of the ``mask`` pixels (depth along the optical axis)."""
-        v, u = np.nonzero(mask)
-        z = depth[v, u].astype(np.float64)
-        cam = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], 1)
-        world = cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
-        return world.astype(np.float32), rgb[v, u].astype(np.float32)
+    def _carry(rgb: np.ndarray, depth: np.ndarray, v: np.ndarray, u: np.ndarray, K: np.ndarray,
+               T_world_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World points (M, 3) float32 and colours (M, 3) of pixels (v, u) with colours rgb (M, 3) and depth
+        (M,) metres along the optical axis."""
+        z = depth.astype(np.float32)
+        cam = np.stack([(u - K[0, 2]).astype(np.float32) * np.float32(1.0 / K[0, 0]) * z,
+                        (v - K[1, 2]).astype(np.float32) * np.float32(1.0 / K[1, 1]) * z, z], 1)
+        world = cam @ T_world_cam[:3, :3].T.astype(np.float32) + T_world_cam[:3, 3].astype(np.float32)
+        return world.astype(np.float32), rgb.astype(np.float32)
