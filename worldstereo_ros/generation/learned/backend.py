@@ -71,7 +71,8 @@ class LearnedGenerator(Generator):
 
     def __init__(self, model_path: str | Path | None = None, ssm: bool = True, temporal: bool = True,
                  temporal_min_confidence: float = 0.5, support_window_px: int = 65, reference_detail: bool = True,
-                 prior: str = "telea", threads: int | None = None, device: str | torch.device = "cpu", **unknown) -> None:
+                 prior: str = "telea", threads: int | None = None, device: str | torch.device = "cpu",
+                 **unknown) -> None:
         if unknown:
             raise InputError(sorted(unknown)[0], f"unknown option of the learned backend; valid: {', '.join(_OPTIONS)}")
         for name, value in (("ssm", ssm), ("temporal", temporal), ("reference_detail", reference_detail)):
