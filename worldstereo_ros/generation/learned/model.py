@@ -187,12 +187,13 @@ class FillNet(nn.Module):
         halo = 2
         offsets = torch.arange(-halo, TILE + halo, device=x.device)
         rows, cols = ty[:, None] * TILE + offsets, tx[:, None] * TILE + offsets  # (T, TILE + 4) pixels
-        inside = (((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]).to(x.dtype)
         nf = fine.shape[1]
         # the refinement's input, built in place in channels-last memory (T, s, s, fine + C): what its
         # convolutions run fastest on, with no concatenation or layout copy
         buf = x.new_empty(len(bi), rows.shape[1], cols.shape[1], nf + c)
-        buf[..., nf:] = x[bi[:, None, None], :, rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]]
+        # gathered from the (B, H, W, C) view: on channels-last x that is a plain view, not a copy of the frame
+        buf[..., nf:] = x.permute(0, 2, 3, 1)[bi[:, None, None], rows.clamp(0, h - 1)[:, :, None],
+                                              cols.clamp(0, w - 1)[:, None, :]]
         # the bilinear upsampling (align_corners=False) at the tiles' pixel centres only: normalised
         # coordinates do not depend on the resolution, and 'border' clamps as interpolate does
         gx = ((2 * cols + 1) / w - 1).to(x.dtype)[:, None, :].expand(-1, rows.shape[1], -1)
@@ -202,20 +203,25 @@ class FillNet(nn.Module):
             sel = (bi == k).nonzero().squeeze(1)
             if sel.numel():
                 g = grid[sel].reshape(1, -1, grid.shape[2], 2)
-                sampled = F.grid_sample(fine[k:k + 1], g, mode="bilinear", padding_mode="border",
-                                        align_corners=False)
+                sampled = F.leaky_relu(F.grid_sample(fine[k:k + 1], g, mode="bilinear", padding_mode="border",
+                                                     align_corners=False), 0.1, inplace=True)
                 sampled = sampled.view(nf, len(sel), *grid.shape[1:3]).permute(1, 2, 3, 0)
                 if len(sel) == len(bi):
                     buf[..., :nf] = sampled
                 else:
                     buf[sel, ..., :nf] = sampled
-        buf[..., :nf] = F.leaky_relu(buf[..., :nf], 0.1)
-        buf *= inside[..., None]  # zero outside the frame, as the full frame's zero padding
-        inside = inside[:, None]
+        # only tiles on the frame's border reach outside it: there, zero what the full frame's zero padding
+        # makes zero (the input, and below the first layer's activations)
+        border = ((ty == 0) | (tx == 0) | ((ty + 1) * TILE > h - halo) | ((tx + 1) * TILE > w - halo)).nonzero()[:, 0]
+        inside = (((rows[border] >= 0) & (rows[border] < h))[:, :, None]
+                  & ((cols[border] >= 0) & (cols[border] < w))[:, None, :]).to(x.dtype)[:, None]  # (E, 1, s, s)
         t = buf.permute(0, 3, 1, 2)  # (T, fine + C, s, s), channels-last memory
+        t[border] = t[border] * inside
         xt = t[:, nf:]
         conv0, act, conv1 = self.refine
-        out = conv1(act(conv0(t)) * inside)[..., halo:-halo, halo:-halo]
+        y = act(conv0(t))
+        y[border] = y[border] * inside
+        out = conv1(y)[..., halo:-halo, halo:-halo]
         xin = xt[..., halo:-halo, halo:-halo]
         fill = (xin[:, _TELEA] + out[:, :3]).clamp(0.0, 1.0)
         fill = torch.where(xin[:, _HOLE:_HOLE + 1] > 0.5, fill, xin[:, _COND_RGB])
