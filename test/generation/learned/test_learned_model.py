@@ -157,3 +157,17 @@ def test_build_input_hwc_is_build_input_transposed():
     with pytest.raises(InputError, match="prior"):
         build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool),
                         prior="blur")
+
+
+def test_support_range_by_hand():
+    from worldstereo_ros.generation.learned.conditioning import support_range
+
+    observed = np.zeros((10, 14), np.float32)  # sides not multiples of 4: the last cells are partial
+    observed[9, 13] = 2.0  # in the last (partial) cell
+    observed[0, 0] = 5.0
+    lo, hi = support_range(observed, window_px=5)  # 5 // 4 = 1 -> a 1-cell window: each cell alone
+    assert lo.shape == hi.shape == (3, 4)
+    assert hi[2, 3] == 2.0 and lo[2, 3] == 2.0 and hi[0, 0] == 5.0 and lo[0, 0] == 5.0
+    assert hi[1, 1] == 0.0 and lo[1, 1] == np.float32(1e9)  # nothing observed there
+    lo, hi = support_range(observed, window_px=13)  # 3 cells wide: the neighbours' depths count
+    assert hi[1, 1] == 5.0 and lo[1, 1] == 5.0 and hi[1, 2] == 2.0 and lo[1, 2] == 2.0
