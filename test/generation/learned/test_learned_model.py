@@ -171,3 +171,23 @@ def test_support_range_by_hand():
     assert hi[1, 1] == 0.0 and lo[1, 1] == np.float32(1e9)  # nothing observed there
     lo, hi = support_range(observed, window_px=13)  # 3 cells wide: the neighbours' depths count
     assert hi[1, 1] == 5.0 and lo[1, 1] == 5.0 and hi[1, 2] == 2.0 and lo[1, 2] == 2.0
+
+
+def test_fast_telea_keeps_observed_pixels_and_fills_smooth_images():
+    from worldstereo_ros.generation.learned.conditioning import fast_telea
+    from worldstereo_ros.geometry.inpaint import telea_inpaint
+
+    v, u = np.mgrid[0:64, 0:96]
+    rgb = np.stack([u / 95.0, v / 63.0, np.full(u.shape, 0.5)], -1).astype(np.float32)  # a smooth ramp
+    hole = np.zeros((64, 96), bool)
+    hole[20:44, 30:70] = True
+    holed = np.where(hole[..., None], 0.0, rgb).astype(np.float32)
+    fast = fast_telea(holed, hole)
+    assert np.array_equal(fast[~hole], holed[~hole])  # observed pixels untouched
+    # on a ramp both fills stay close to the truth; the fast one no worse than 0.03 from exact Telea's error
+    err_fast = np.abs(fast[hole] - rgb[hole]).mean()
+    err_exact = np.abs(telea_inpaint(holed, hole)[hole] - rgb[hole]).mean()
+    assert err_fast < err_exact + 0.03, (err_fast, err_exact)
+    # odd sides: exact Telea
+    odd = np.ascontiguousarray(holed[:63]), hole[:63]
+    assert np.array_equal(fast_telea(*odd), telea_inpaint(*odd))
