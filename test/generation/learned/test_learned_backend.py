@@ -254,3 +254,18 @@ def test_only_reference_seen_pixels_are_confident_and_take_the_reference_depth(t
     assert not np.allclose(own.depth[0][hole & seen], 3.5)
     with pytest.raises(InputError, match="reference_depth"):
         create_backend("learned", model_path=tiny_weights, reference_depth=1)
+
+
+def test_network_sees_the_render_and_the_output_the_detail(tiny_weights):
+    """With reference_detail the observed output pixels take the references' colours, but by default the network
+    is conditioned on the cache render's own colours (as in training): the hole fill equals the one without
+    reference_detail, while detail_to_network=True changes it."""
+    request = _request(n=1)
+    request.references[0][0].rgb = np.full((H, W, 3), 0.9, np.float32)  # a reference that disagrees with the render
+    plain = create_backend("learned", model_path=tiny_weights, reference_detail=False).generate(request)
+    detail = create_backend("learned", model_path=tiny_weights).generate(request)
+    to_net = create_backend("learned", model_path=tiny_weights, detail_to_network=True).generate(request)
+    hole = ~request.cond_mask[0]
+    assert np.allclose(detail.rgb[0][~hole], 0.9, atol=1e-5)  # observed pixels: the reference's colours
+    np.testing.assert_allclose(detail.rgb[0][hole], plain.rgb[0][hole], atol=1e-6)
+    assert not np.allclose(to_net.rgb[0][hole], plain.rgb[0][hole], atol=1e-4)
