@@ -18,6 +18,7 @@ import torch
 
 from worldstereo_ros.evaluation.learned_fill import request_for
 from worldstereo_ros.generation.base import GenerationRequest, create_backend
+from worldstereo_ros.generation.learned.conditioning import PRIORS
 from worldstereo_ros.generation.learned.data import TRAIN_FRAMES, rgbd_source
 
 
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="timed runs per backend")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", type=Path, default=None)
-    p.add_argument("--prior", choices=("telea", "fast"), default="telea",
-                   help="the learned backend's prior channel (telea: as trained; fast: half-resolution Telea)")
+    p.add_argument("--prior", choices=PRIORS, default="telea",
+                   help="the learned backend's prior channel (telea: radius 3, as trained; telea_r2: radius 2; "
+                   "fast: half-resolution Telea)")
     p.add_argument("--cache-dir", type=Path, default=Path("outputs/eval-examples"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -154,6 +154,12 @@ def test_build_input_hwc_is_build_input_transposed():
     y, scale = build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool))
     x2, scale2 = build_input(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool))
     assert np.array_equal(y.transpose(2, 0, 1), x2) and scale == scale2
+    from worldstereo_ros.geometry.inpaint import telea_inpaint
+
+    r2, _ = build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool),
+                            prior="telea_r2")
+    assert np.array_equal(r2[..., 5:8], telea_inpaint(np.where(hole[..., None], 0.0, rgb), hole, 2.0))
+    assert np.array_equal(np.delete(r2, [5, 6, 7], axis=2), np.delete(y, [5, 6, 7], axis=2))
     with pytest.raises(InputError, match="prior"):
         build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool),
                         prior="blur")

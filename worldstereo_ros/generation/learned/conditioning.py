@@ -23,6 +23,9 @@ from worldstereo_ros.errors import InputError
 from worldstereo_ros.geometry.inpaint import TELEA_RADIUS_PX, telea_inpaint
 from worldstereo_ros.geometry.render import render_points
 
+#: the classical prior channel's variants (:func:`build_input_hwc`)
+PRIORS = ("telea", "telea_r2", "fast")
+
 #: names of the input channels, in order
 INPUT_CHANNELS = ("cond_r", "cond_g", "cond_b", "hole", "cond_invdepth", "telea_r", "telea_g", "telea_b",
                   "ref_r", "ref_g", "ref_b", "ref_valid", "ref_invdepth")
@@ -126,10 +129,11 @@ def build_input_hwc(cond_rgb: np.ndarray, cond_depth: np.ndarray, hole: np.ndarr
     """:func:`build_input` as (H, W, C) float32: the same values, laid out as channels-last convolutions read
     them (``torch.from_numpy(x).permute(2, 0, 1)[None]`` is then channels-last with no copy).
 
-    ``prior``: ``"telea"`` (:func:`telea_inpaint`, what training uses) or ``"fast"`` (:func:`fast_telea`).
+    ``prior`` (one of :data:`PRIORS`): ``"telea"`` (:func:`telea_inpaint`, radius 3: what training uses),
+    ``"telea_r2"`` (radius 2: about 40 % less Telea time) or ``"fast"`` (:func:`fast_telea`).
     """
-    if prior not in ("telea", "fast"):
-        raise InputError("prior", f"expected 'telea' or 'fast', got {prior!r}")
+    if prior not in PRIORS:
+        raise InputError("prior", f"expected one of {', '.join(PRIORS)}, got {prior!r}")
     hole = np.asarray(hole, dtype=bool)
     h, w = hole.shape
     observed = ~hole
@@ -143,7 +147,8 @@ def build_input_hwc(cond_rgb: np.ndarray, cond_depth: np.ndarray, hole: np.ndarr
     x[..., 0:3] = rgb
     x[..., 3] = hole
     x[..., 4] = inverse_depth(depth, scale)
-    x[..., 5:8] = telea_inpaint(rgb, hole) if prior == "telea" else fast_telea(rgb, hole)
+    x[..., 5:8] = (fast_telea(rgb, hole) if prior == "fast"
+                   else telea_inpaint(rgb, hole, 2.0 if prior == "telea_r2" else TELEA_RADIUS_PX))
     np.multiply(ref_rgb, ref_valid[..., None], out=x[..., 8:11])
     x[..., 11] = ref_valid
     x[..., 12] = inverse_depth(np.where(ref_valid, ref_depth, np.float32(0.0)), scale)
