@@ -18,6 +18,7 @@ import torch
 
 from worldstereo_ros.evaluation.learned_fill import request_for
 from worldstereo_ros.generation.base import GenerationRequest, create_backend
+from worldstereo_ros.generation.learned.conditioning import PRIORS
 from worldstereo_ros.generation.learned.data import TRAIN_FRAMES, rgbd_source
 
 
@@ -39,21 +40,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="timed runs per backend")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--prior", choices=PRIORS, default="telea",
+                   help="the learned backend's prior channel (telea: radius 3, as trained; telea_r2: radius 2; "
+                   "fast: half-resolution Telea)")
     p.add_argument("--cache-dir", type=Path, default=Path("outputs/eval-examples"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     source = rgbd_source(args.sequence, TRAIN_FRAMES, args.views, 2000, cache_dir=args.cache_dir)
     request = _stack([request_for(source[i], with_reference=True) for i in range(len(source))])
     backends = {"render_fill": create_backend("render_fill"),
-                "learned": create_backend("learned", model_path=args.model)}
+                "learned": create_backend("learned", model_path=args.model, prior=args.prior)}
     for backend in backends.values():  # warm-up (allocations, one-time kernels)
         backend.generate(_stack([request_for(source[0], with_reference=True)]))
     seconds = {name: [] for name in backends}
+    stages: dict[str, float] = {}
     for _ in range(args.repeats):
         for name, backend in backends.items():
             t0 = time.perf_counter()
-            backend.generate(request)
+            frames = backend.generate(request)
             seconds[name].append(time.perf_counter() - t0)
+            if name == "learned" and seconds[name][-1] == min(seconds[name]):
+                stages = frames.timings_s
     holes = float(np.mean(~request.cond_mask))
     print(f"{request.num_frames} views of {request.width}x{request.height} per run (mean hole fraction {holes:.3f}), "
           f"{args.repeats} runs each, torch threads {args.threads}")
@@ -64,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         rate[name] = request.num_frames / min(s)
         print(f"| {name} | {rate[name]:.2f} | {request.num_frames / float(np.mean(s)):.2f} |")
     print(f"learned / render_fill speed ratio (best runs): {rate['learned'] / rate['render_fill']:.2f}")
+    print("learned stages (best run, ms per view): " + ", ".join(f"{k} {1000 * v / request.num_frames:.0f}"
+                                                                 for k, v in stages.items()))
     return 0
 
 

@@ -209,13 +209,63 @@ def test_reference_detail_replaces_observed_colours_only_where_a_reference_sees_
 def test_carried_pixels_land_on_their_world_points():
     from worldstereo_ros.generation.learned.backend import LearnedGenerator
 
-    depth = np.zeros((H, W), np.float32)
-    depth[10, 20] = 2.0
-    rgb = np.zeros((H, W, 3), np.float32)
-    rgb[10, 20] = (1.0, 0.5, 0.25)
     T = np.eye(4)
     T[:3, 3] = (1.0, 2.0, 3.0)
-    xyz, colours = LearnedGenerator._carry(rgb, depth, depth > 0, K, T)
+    xyz, colours = LearnedGenerator._carry(np.array([[1.0, 0.5, 0.25]], np.float32), np.array([2.0], np.float32),
+                                           np.array([10]), np.array([20]), K, T)
     # pixel (u=20, v=10) at 2 m: x = (20 - 31.5) / 50 * 2, y = (10 - 23.5) / 50 * 2, then shifted by the pose
     np.testing.assert_allclose(xyz, [[1.0 + (20 - 31.5) / 25.0, 2.0 + (10 - 23.5) / 25.0, 5.0]], atol=1e-6)
     np.testing.assert_allclose(colours, [[1.0, 0.5, 0.25]])
+
+
+def _partly_seen_request() -> GenerationRequest:
+    """Two frames with the hole band of ``_request``; frame 0's reference is a wall at 3.5 m that covers only
+    columns 30-35 of the hole; frame 1 has no reference (only the carry from frame 0 can reach it)."""
+    request = _request(n=2, with_reference=False)
+    v, u = np.mgrid[0:H, 0:W]
+    z = np.where((u >= 30) & (u < 36), 3.5, 0.0).astype(np.float32)
+    pointmap = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], -1).astype(np.float32)
+    rgb = np.full((H, W, 3), 0.25, np.float32)
+    request.references[0] = [Reference(rgb=rgb, depth=z, pointmap=pointmap, K=K.copy(), T_world_cam=np.eye(4),
+                                       score=1.0, keyframe_id=3)]
+    return request
+
+
+def test_only_reference_seen_pixels_are_confident_and_take_the_reference_depth(tiny_weights):
+    """Issue 12 geometry: an imagined pixel counts as evidence for the cache (confidence > 0) only where a retrieved
+    reference sees it, and its depth is then the reference's measurement; the temporal carry (the model's own
+    earlier guess) and unseen pixels get confidence 0, so a guess can never confirm itself along a path."""
+    request = _partly_seen_request()
+    frames = create_backend("learned", model_path=tiny_weights, reference_detail=False,
+                            temporal_min_confidence=0.0).generate(request)
+    seen = np.zeros((H, W), bool)  # the reference's columns, less the one-pixel splat at its edges
+    seen[:, 31:35] = True
+    unseen = np.zeros((H, W), bool)
+    unseen[:, 38:] = True
+    hole = ~request.cond_mask[0]
+    assert np.all(frames.confidence[0][hole & unseen] == 0.0)
+    assert np.all(frames.confidence[0][hole & seen] > 0.0)
+    np.testing.assert_allclose(frames.depth[0][hole & seen], 3.5, rtol=1e-6)
+    # frame 1 has no reference: whatever the carry drew there, nothing imagined is confident
+    assert np.all(frames.confidence[1][~request.cond_mask[1]] == 0.0)
+    # without reference_depth the network's (clamped) estimate stays
+    own = create_backend("learned", model_path=tiny_weights, reference_detail=False,
+                         reference_depth=False).generate(request)
+    assert not np.allclose(own.depth[0][hole & seen], 3.5)
+    with pytest.raises(InputError, match="reference_depth"):
+        create_backend("learned", model_path=tiny_weights, reference_depth=1)
+
+
+def test_network_sees_the_render_and_the_output_the_detail(tiny_weights):
+    """With reference_detail the observed output pixels take the references' colours, but by default the network
+    is conditioned on the cache render's own colours (as in training): the hole fill equals the one without
+    reference_detail, while detail_to_network=True changes it."""
+    request = _request(n=1)
+    request.references[0][0].rgb = np.full((H, W, 3), 0.9, np.float32)  # a reference that disagrees with the render
+    plain = create_backend("learned", model_path=tiny_weights, reference_detail=False).generate(request)
+    detail = create_backend("learned", model_path=tiny_weights).generate(request)
+    to_net = create_backend("learned", model_path=tiny_weights, detail_to_network=True).generate(request)
+    hole = ~request.cond_mask[0]
+    assert np.allclose(detail.rgb[0][~hole], 0.9, atol=1e-5)  # observed pixels: the reference's colours
+    np.testing.assert_allclose(detail.rgb[0][hole], plain.rgb[0][hole], atol=1e-6)
+    assert not np.allclose(to_net.rgb[0][hole], plain.rgb[0][hole], atol=1e-4)

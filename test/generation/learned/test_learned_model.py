@@ -117,3 +117,83 @@ def test_corrupt_or_mismatched_weights_name_the_file_and_key(tmp_path):
     save_file(state, str(tmp_path / "other.safetensors"), metadata={"widths": "16,8,8,8", "fine": "4"})
     with pytest.raises(BackendError, match=r"other.safetensors: key 'stem.0.weight' has shape"):
         load_model(tmp_path / "other.safetensors")
+
+
+def test_infer_matches_forward_at_hole_pixels():
+    """Issue 12 speed: FillNet.infer (fused stem, refinement on hole tiles only) is forward's maths, not an
+    approximation: the same values at every hole pixel, including tiles on the frame border."""
+    torch.manual_seed(0)
+    model = FillNet(widths=(8, 8, 8, 8), fine=4).eval()
+    rng = np.random.default_rng(1)
+    h, w = 96, 128
+    rgb = rng.random((h, w, 3), dtype=np.float32)
+    depth = rng.uniform(1.0, 3.0, (h, w)).astype(np.float32)
+    hole = np.zeros((h, w), bool)
+    hole[0:5, 0:7] = True  # the top-left corner tile: its halo lies outside the frame
+    hole[40:52, 60:100] = True
+    hole[90:96, 120:128] = True  # bottom-right corner
+    x, _ = build_input(rgb, depth, hole, rgb[::-1].copy(), depth, rng.random((h, w)) > 0.5)
+    xt = torch.from_numpy(x)[None]
+    with torch.no_grad():
+        full = model(xt)
+        fast = model.infer(xt.contiguous(memory_format=torch.channels_last))
+    for name in ("rgb", "inv_depth", "confidence", "confidence_logit"):
+        a, b = getattr(full, name)[0].numpy()[:, hole], getattr(fast, name)[0].numpy()[:, hole]
+        np.testing.assert_allclose(b, a, atol=1e-5, err_msg=name)
+    # tiles without a hole pixel are not computed: the condition passes through, no depth, no confidence
+    assert np.array_equal(fast.rgb[0].numpy()[:, 64:96, 0:32], x[0:3, 64:96, 0:32])
+    assert float(fast.confidence[0, 0, 64:96, 0:32].abs().max()) == 0.0
+
+
+def test_build_input_hwc_is_build_input_transposed():
+    from worldstereo_ros.generation.learned.conditioning import build_input_hwc
+
+    x, rgb, hole = _input()
+    depth = np.full(hole.shape, 2.0, np.float32)
+    depth[5, 5] = np.nan
+    y, scale = build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool))
+    x2, scale2 = build_input(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool))
+    assert np.array_equal(y.transpose(2, 0, 1), x2) and scale == scale2
+    from worldstereo_ros.geometry.inpaint import telea_inpaint
+
+    r2, _ = build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool),
+                            prior="telea_r2")
+    assert np.array_equal(r2[..., 5:8], telea_inpaint(np.where(hole[..., None], 0.0, rgb), hole, 2.0))
+    assert np.array_equal(np.delete(r2, [5, 6, 7], axis=2), np.delete(y, [5, 6, 7], axis=2))
+    with pytest.raises(InputError, match="prior"):
+        build_input_hwc(rgb, depth, hole, np.zeros_like(rgb), np.zeros_like(depth), np.zeros(hole.shape, bool),
+                        prior="blur")
+
+
+def test_support_range_by_hand():
+    from worldstereo_ros.generation.learned.conditioning import support_range
+
+    observed = np.zeros((10, 14), np.float32)  # sides not multiples of 4: the last cells are partial
+    observed[9, 13] = 2.0  # in the last (partial) cell
+    observed[0, 0] = 5.0
+    lo, hi = support_range(observed, window_px=5)  # 5 // 4 = 1 -> a 1-cell window: each cell alone
+    assert lo.shape == hi.shape == (3, 4)
+    assert hi[2, 3] == 2.0 and lo[2, 3] == 2.0 and hi[0, 0] == 5.0 and lo[0, 0] == 5.0
+    assert hi[1, 1] == 0.0 and lo[1, 1] == np.float32(1e9)  # nothing observed there
+    lo, hi = support_range(observed, window_px=13)  # 3 cells wide: the neighbours' depths count
+    assert hi[1, 1] == 5.0 and lo[1, 1] == 5.0 and hi[1, 2] == 2.0 and lo[1, 2] == 2.0
+
+
+def test_fast_telea_keeps_observed_pixels_and_fills_smooth_images():
+    from worldstereo_ros.generation.learned.conditioning import fast_telea
+    from worldstereo_ros.geometry.inpaint import telea_inpaint
+
+    v, u = np.mgrid[0:64, 0:96]
+    rgb = np.stack([u / 95.0, v / 63.0, np.full(u.shape, 0.5)], -1).astype(np.float32)  # a smooth ramp
+    hole = np.zeros((64, 96), bool)
+    hole[20:44, 30:70] = True
+    holed = np.where(hole[..., None], 0.0, rgb).astype(np.float32)
+    fast = fast_telea(holed, hole)
+    assert np.array_equal(fast[~hole], holed[~hole])  # observed pixels untouched
+    # on a ramp both fills stay close to the truth; the fast one no worse than 0.03 from exact Telea's error
+    err_fast = np.abs(fast[hole] - rgb[hole]).mean()
+    err_exact = np.abs(telea_inpaint(holed, hole)[hole] - rgb[hole]).mean()
+    assert err_fast < err_exact + 0.03, (err_fast, err_exact)
+    # odd sides: exact Telea
+    odd = np.ascontiguousarray(holed[:63]), hole[:63]
+    assert np.array_equal(fast_telea(*odd), telea_inpaint(*odd))
