@@ -2,7 +2,8 @@
 wheels do not ship them).
 
 The launch file is executed with small stand-ins for the subset of the launch API the project's files use:
-``launch.LaunchDescription``, ``launch.actions.DeclareLaunchArgument``,
+``launch.LaunchDescription``, ``launch.actions.DeclareLaunchArgument``, ``launch.actions.SetEnvironmentVariable``
+(for the nodes after it, as ``ros2 launch`` applies it),
 ``launch.substitutions.LaunchConfiguration`` and ``launch_ros.actions.Node`` (package, executable, name,
 namespace, parameters as dicts or YAML files, remappings, arguments). Substitutions may be a string, a
 ``LaunchConfiguration`` or a list of both (concatenated). Each node becomes a child process
@@ -51,6 +52,11 @@ class DeclareLaunchArgument:
         self.name, self.default_value, self.description, self.choices = name, default_value, description, choices
 
 
+class SetEnvironmentVariable:
+    def __init__(self, name, value, **_ignored) -> None:
+        self.name, self.value = name, value
+
+
 class Node:
     def __init__(self, package=None, executable=None, name=None, namespace=None, parameters=(), remappings=(),
                  arguments=(), output="screen", **_ignored) -> None:
@@ -70,6 +76,7 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
     launch.LaunchDescription = LaunchDescription
     actions = types.ModuleType("launch.actions")
     actions.DeclareLaunchArgument = DeclareLaunchArgument
+    actions.SetEnvironmentVariable = SetEnvironmentVariable
     substitutions = types.ModuleType("launch.substitutions")
     substitutions.LaunchConfiguration = LaunchConfiguration
     launch.actions, launch.substitutions = actions, substitutions
@@ -84,7 +91,7 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
 # ---------------------------------------------------------------------------------------------- loading
 @dataclass
 class NodeSpec:
-    """One node to start: its module and its ``--ros-args``."""
+    """One node to start: its module, its ``--ros-args`` and the environment variables set before it."""
 
     name: str
     module: str
@@ -92,6 +99,7 @@ class NodeSpec:
     parameters: list[dict | str] = field(default_factory=list)
     remappings: list[tuple[str, str]] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", self.module, *self.arguments, "--ros-args", "-r", f"__node:={self.name}"]
@@ -206,8 +214,12 @@ def load_launch_file(path: str | Path, launch_args: dict[str, str]) -> list[Node
         return text if parsed is None or not isinstance(parsed, (bool, int, float, str, list)) else parsed
 
     nodes = []
+    env: dict[str, str] = {}
     for e in description.entities:
         if isinstance(e, DeclareLaunchArgument):
+            continue
+        if isinstance(e, SetEnvironmentVariable):
+            env[str(resolve(e.name))] = str(resolve(e.value))
             continue
         if not isinstance(e, Node):
             raise ConfigError("launch_file", f"{type(e).__name__} is not supported by this runner (use ros2 launch)")
@@ -220,7 +232,7 @@ def load_launch_file(path: str | Path, launch_args: dict[str, str]) -> list[Node
             name=str(resolve(e.name) or e.executable), module=executable_module(str(resolve(e.executable))),
             namespace=resolve(e.namespace), parameters=params,
             remappings=[(str(resolve(a)), str(resolve(b))) for a, b in e.remappings],
-            arguments=[str(resolve(a)) for a in e.arguments]))
+            arguments=[str(resolve(a)) for a in e.arguments], env=dict(env)))
     return nodes
 
 
@@ -280,7 +292,7 @@ def run_nodes(nodes: list[NodeSpec], sigterm_after_s: float = SIGTERM_AFTER_S,
     try:
         for spec in nodes:
             p = subprocess.Popen(spec.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                 env=dict(os.environ, **spec.env, PYTHONUNBUFFERED="1"))
             procs.append((spec, p))
             pumps.append(threading.Thread(target=_pump, args=(spec.name, p.stdout), daemon=True))
             pumps[-1].start()
