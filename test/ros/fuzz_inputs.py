@@ -195,11 +195,19 @@ def long_path(n: int) -> Path:
     return Path(header=header, poses=[PoseStamped(header=header, pose=straight_pose(i)) for i in range(n)])
 
 
-#: Path ids the node accepts or names (empty = "path_<i>"). Ids with spaces or slashes still reach the node's
-#: catch-all (``request.failed``): test_fuzz_callbacks.py keeps that case as a strict xfail for imagination_node.
+#: Path ids the node accepts or names (empty = "path_<i>"). Ids with spaces or slashes, and repeated ids, still
+#: reach the node's catch-all (``request.failed``): test_fuzz_callbacks.py keeps them as a strict xfail for
+#: imagination_node's owner; benchmarks/fuzz_node.py --hostile-ids sends them anyway and counts the escapes.
 path_ids = st.from_regex(r"[A-Za-z0-9_.-]{0,12}", fullmatch=True)
-candidate_paths = st.builds(lambda items: CandidatePaths(paths=[CandidatePath(id=i, path=p) for i, p in items]),
-                            st.lists(st.tuples(path_ids, paths()), max_size=3))
+def _candidate_paths(ids: st.SearchStrategy[str]) -> st.SearchStrategy[CandidatePaths]:
+    return st.builds(lambda items: CandidatePaths(paths=[CandidatePath(id=i, path=p) for i, p in items]),
+                     st.lists(st.tuples(ids, paths()), max_size=3))
+
+
+candidate_paths = _candidate_paths(path_ids).filter(lambda m: len({p.id for p in m.paths if p.id}) == len(
+    [p for p in m.paths if p.id]))
+#: any id text, repeats included: what a hostile publisher sends
+hostile_candidate_paths = _candidate_paths(st.one_of(text, st.sampled_from(["a", "a", "left turn", "a/b"])))
 goals = st.builds(lambda items, frames, snap: Imagine.Goal(paths=[CandidatePath(id=i, path=p) for i, p in items],
                                                             frames_per_path=frames, new_snapshot=snap),
                   st.lists(st.tuples(text, paths()), max_size=3),
@@ -224,8 +232,13 @@ class NodeHarness:
     #: the catch-all key of an exception that no check named: a bug, never acceptable
     UNNAMED = "request.failed"
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = True) -> None:
+        """``strict``: an input reaching the catch-all fails at once (tests); otherwise it is counted in
+        :attr:`escapes` by its message and the run goes on (benchmarks/fuzz_node.py)."""
         from worldstereo_ros.ros.imagination_node import ImaginationNode
+
+        self.strict = strict
+        self.escapes: dict[str, int] = {}
 
         self.node = ImaginationNode(parameter_overrides=node_parameters())
         T_base_cam = np.array([[0.0, 0.0, 1.0, 0.1], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.4], [0, 0, 0, 1.0]])
@@ -297,8 +310,11 @@ class NodeHarness:
     def _check(self, before: int, what: str) -> None:
         assert self.outcomes() > before, f"{what} ended neither in a success nor in a counted rejection"
         unnamed = self.node.problems.count(self.UNNAMED)
-        assert unnamed == 0, f"{what}: an exception no check named reached the catch-all: " + str(
-            self.node.problems.status("fuzz", "fuzz", {}).values)
+        if unnamed > sum(self.escapes.values()):
+            last = {kv.key: kv.value for kv in self.node.problems.status("fuzz", "fuzz", {}).values}
+            message = last.get(f"problem.{self.UNNAMED}.last", "?")
+            assert not self.strict, f"{what}: an exception no check named reached the catch-all: {message}"
+            self.escapes[message] = self.escapes.get(message, 0) + unnamed - sum(self.escapes.values())
 
     def rejections(self) -> dict[str, int]:
         return dict(self.node.problems.counters)
