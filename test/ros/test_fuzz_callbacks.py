@@ -112,6 +112,18 @@ def test_rgbd_triple_converter_never_fails_unnamed(image, depth, info):
     _converts_or_names_the_field(lambda _: rgbd_from_messages(image, depth, info), None)
 
 
+def test_absurd_but_finite_positions_are_refused_by_name():
+    # issue 14 item 4: a pose at 1e308 m passed the finiteness check and became NaN in path resampling
+    from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
+    from nav_msgs.msg import Path
+
+    far = Path(poses=[PoseStamped(pose=Pose(position=Point(x=1e308), orientation=Quaternion(w=1.0)))])
+    with pytest.raises(WorldStereoError, match=r"^poses\[0\]\.pose\.position: .* farther than"):
+        path_to_matrices(far)
+    utm = Path(poses=[PoseStamped(pose=Pose(position=Point(x=6.5e5, y=5.3e6), orientation=Quaternion(w=1.0)))])
+    assert path_to_matrices(utm)[0, 1, 3] == pytest.approx(5.3e6)  # map-scale coordinates still pass
+
+
 def test_a_decompression_bomb_is_refused_before_decoding():
     # issue 14 item 4: 1.2 MB of PNG declaring 20000 x 20000 pixels made cv2.imdecode allocate 1.2 GB
     peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
