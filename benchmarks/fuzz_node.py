@@ -36,8 +36,11 @@ UINT32 = 2**32 - 1
 
 
 # ---------------------------------------------------------------------------------------------- atheris
-def _message(kind: str, fdp):
-    """Build a message of ``kind`` from fuzzer bytes: every field the fuzzer's to choose, sizes included."""
+def _message(kind: str, fdp, size: tuple[int, int] | None = None):
+    """Build a message of ``kind`` from fuzzer bytes: every field the fuzzer's to choose, sizes included. Half
+    the images and camera infos are laid out consistently (data = height x step bytes, a pinhole K), of
+    ``size`` (width, height) when given, so inputs also reach the pixel and matrix conversions behind the
+    layout checks."""
     from fuzz_inputs import ENCODINGS
     from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion
     from nav_msgs.msg import Path as PathMsg
@@ -52,6 +55,22 @@ def _message(kind: str, fdp):
     def floats(n: int) -> list[float]:
         return [fdp.ConsumeRegularFloat() if fdp.ConsumeBool() else fdp.ConsumeFloat() for _ in range(n)]
 
+    from worldstereo_ros.ros.conversions.image import ENCODINGS as LAYOUTS
+
+    if kind in ("image", "depth") and fdp.ConsumeBool():
+        encoding = fdp.PickValueInList(sorted(LAYOUTS))
+        dtype, channels = LAYOUTS[encoding]
+        w, h = size or (fdp.ConsumeIntInRange(1, 16), fdp.ConsumeIntInRange(1, 16))
+        step = w * channels * dtype.itemsize + fdp.ConsumeIntInRange(0, 3)
+        msg = Image(encoding=encoding, height=h, width=w, step=step, is_bigendian=int(fdp.ConsumeBool()))
+        msg.data = fdp.ConsumeBytes(h * step)  # short when the fuzzer's input runs out: a truncated buffer
+        return msg
+    if kind == "camera_info" and fdp.ConsumeBool():
+        fx, fy = (abs(v) for v in floats(2))  # sign is the least interesting way to fail
+        cx, cy = floats(2)
+        w, h = size or (fdp.ConsumeIntInRange(1, 64), fdp.ConsumeIntInRange(1, 64))
+        return CameraInfo(width=w, height=h, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+                          d=[0.0] * 5 if fdp.ConsumeBool() else floats(5), distortion_model="plumb_bob")
     if kind in ("image", "depth"):
         encoding = fdp.PickValueInList(list(ENCODINGS)) if fdp.ConsumeBool() else text()
         msg = Image(encoding=encoding, height=dim(), width=dim(), step=dim(),
@@ -98,7 +117,9 @@ def atheris_child(kind: str, inputs: int) -> None:
         fdp = _atheris.FuzzedDataProvider(data)
         try:
             if kind == "rgbd":
-                rgbd.rgbd_from_messages(_message("image", fdp), _message("depth", fdp), _message("camera_info", fdp))
+                size = (fdp.ConsumeIntInRange(1, 16), fdp.ConsumeIntInRange(1, 16)) if fdp.ConsumeBool() else None
+                rgbd.rgbd_from_messages(_message("image", fdp, size), _message("depth", fdp, size),
+                                        _message("camera_info", fdp, size))
             else:
                 convert[kind](_message(kind, fdp))
             fields["(accepted)"] += 1
@@ -147,6 +168,7 @@ def run_node_callbacks(names: list[str], inputs: int) -> tuple[dict[str, int], d
     try:
         h.good_snapshot()
         rss0 = fz.rss_bytes()
+        print(f"  node: RSS after start {rss0 / 2**20:.0f} MiB", file=sys.stderr, flush=True)
 
         @fuzz
         @given(fz.images(), fz.images(depth=True), fz.camera_infos())
@@ -183,7 +205,9 @@ def run_node_callbacks(names: list[str], inputs: int) -> tuple[dict[str, int], d
             t0 = time.monotonic()
             runs[name]()
             h.good_snapshot()
-            print(f"  node {name}: done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+            pipeline = h.node._pipeline
+            print(f"  node {name}: done in {time.monotonic() - t0:.0f} s; RSS {fz.rss_bytes() / 2**20:.0f} MiB, "
+                  f"cache {len(pipeline.cache) if pipeline is not None else 0} points", file=sys.stderr, flush=True)
         for n in (0, 1, 100_000):
             h.request("_on_planned_path", fz.long_path(n))
         memory = {"rss_growth": fz.rss_bytes() - rss0,
