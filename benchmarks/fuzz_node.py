@@ -6,7 +6,7 @@ Node callbacks (``_on_camera`` + snapshot, ``_on_planned_path``, ``_on_candidate
 the hypothesis strategies of test/ros/fuzz_inputs.py against an in-process node, as in the CI test.
 
 Prints inputs tried per callback/converter, rejections per field, inputs that escaped as an unnamed
-exception (must be 0) and peak RSS; exits 1 when any input escaped or memory grew.
+exception (must be 0) and RSS; exits 1 when any input escaped.
 
     .venv/bin/python benchmarks/fuzz_node.py --inputs 100000 [--node-inputs 5000] [--only image,path,goal]
 """
@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         if escapes:
             print(f"inputs that reached the node's catch-all request.failed (unnamed): {escapes}")
             failures.append(f"{sum(escapes.values())} inputs reached the node's catch-all request.failed")
-        if memory["rss_growth"] > 200 * 2**20:
-            failures.append(f"node RSS grew by {memory['rss_growth'] / 2**20:.0f} MiB")
+        # no pass/fail on RSS here: this process also holds hypothesis's example store, which alone grew ~100 MiB
+        # over the first 3000 goal examples with a no-op target; test_fuzz_callbacks.py bounds the node's growth
+        print("(RSS includes the hypothesis engine's own example store; per-phase figures on stderr)")
     for f in failures:
         print(f"FAIL: {f}")
     return 1 if failures else 0
