@@ -7,9 +7,6 @@ poses are replayed as a robot would publish them: ``fixed_frame`` -> ``base_fram
 mounting extrinsic ``base_frame`` -> ``camera_frame`` (``base_to_camera``: x, y, z, qx, qy, qz, qw; the
 default is a camera at the base origin with REP 103 optical axes) on /tf_static.
 
-With ``image_format`` jpeg or png, ``image`` carries sensor_msgs/CompressedImage instead (for a robot on
-Wi-Fi, docs/dds-tuning.md; imagination_node reads it with ``use_compressed: true``).
-
 A frame that cannot be read (corrupt image, missing or malformed pose file) is skipped: nothing is
 published for it, ``skipped`` counts it and a throttled warning names the file (``frame.unreadable``).
 Parameters are declared with typed descriptors and ranges; a value out of range (``stride`` 0, a
@@ -24,13 +21,13 @@ import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
 from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
-from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image, rgb_to_compressed
+from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.node_main import run_node
@@ -45,11 +42,7 @@ _RANGES: dict[str, dict] = {
     "stride": dict(min=1, max=100_000, description="Replay every n-th frame (>= 1)."),
     "max_frames": dict(min=0, max=2**31 - 1),
 }
-PARAMS: tuple[ParamSpec, ...] = tuple(replace(spec, **_RANGES.get(spec.name, {})) for spec in REPLAY_NODE_PARAMS) + (
-    ParamSpec("image_format", "raw", "How image is published: raw (sensor_msgs/Image rgb8) or compressed "
-              "(sensor_msgs/CompressedImage jpeg or png, for links that cannot carry raw images).",
-              choices=("raw", "jpeg", "png"), read_only=True),
-)
+PARAMS: tuple[ParamSpec, ...] = tuple(replace(spec, **_RANGES.get(spec.name, {})) for spec in REPLAY_NODE_PARAMS)
 
 
 class ReplayNode(Node):
@@ -73,9 +66,7 @@ class ReplayNode(Node):
         self.frames = [i for i in self.folder.indices if i >= self.first_frame][:: self.stride]
         if self.max_frames > 0:
             self.frames = self.frames[: self.max_frames]
-        self.image_format = value["image_format"]
-        self.pub_image = self.create_publisher(CompressedImage if self.image_format != "raw" else Image, "image",
-                                               qos_profile_sensor_data)
+        self.pub_image = self.create_publisher(Image, "image", qos_profile_sensor_data)
         self.pub_depth = self.create_publisher(Image, "depth", qos_profile_sensor_data)
         self.pub_info = self.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         self.tf = TfBroadcaster(self)
@@ -118,10 +109,7 @@ class ReplayNode(Node):
             self.tf.send([make_transform_stamped(self.fixed_frame, self.base_frame, T_world_base, header.stamp)])
         self.pub_info.publish(intrinsics_to_camera_info(frame.K, frame.rgb.shape[1], frame.rgb.shape[0], header))
         self.pub_depth.publish(depth_to_image(frame.depth, "16UC1", header))
-        if self.image_format == "raw":
-            self.pub_image.publish(numpy_to_image(frame.rgb, "rgb8", header))
-        else:
-            self.pub_image.publish(rgb_to_compressed(frame.rgb, self.image_format, header))
+        self.pub_image.publish(numpy_to_image(frame.rgb, "rgb8", header))
         self.published += 1
 
 
