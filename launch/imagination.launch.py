@@ -7,7 +7,7 @@ ros2 launch worldstereo_ros imagination.launch.py image:=/camera/color/image_raw
 
 import os
 
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -15,12 +15,17 @@ from launch import LaunchDescription
 
 # installed: share/worldstereo_ros/{launch,config}; in the source tree: <repo>/{launch,config}
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "worldstereo.yaml")
+# large images over shared memory and big socket buffers (docs/dds-tuning.md); Fast DDS 3.x reads this
+# variable (FASTRTPS_DEFAULT_PROFILES_FILE still works there but is deprecated and warns)
+DDS_PROFILE = os.path.join(os.path.dirname(CONFIG), "fastdds.xml")
 TOPICS = {"image": "/camera/image", "depth": "/camera/depth", "camera_info": "/camera/camera_info",
           "planned_path": "/plan"}
 
 
 def generate_launch_description() -> LaunchDescription:
-    args = [DeclareLaunchArgument("config", default_value=CONFIG, description="parameter file of imagination_node")]
+    args = [DeclareLaunchArgument("config", default_value=CONFIG, description="parameter file of imagination_node"),
+            DeclareLaunchArgument("dds_profile", default_value=DDS_PROFILE,
+                                  description="Fast DDS XML profile of the node (docs/dds-tuning.md)")]
     args += [DeclareLaunchArgument(name, default_value=topic, description=f"topic subscribed as {name}")
              for name, topic in TOPICS.items()]
     imagination = Node(
@@ -31,4 +36,5 @@ def generate_launch_description() -> LaunchDescription:
         remappings=[(name, LaunchConfiguration(name)) for name in TOPICS],
         output="screen",
     )
-    return LaunchDescription([*args, imagination])
+    env = SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("dds_profile"))
+    return LaunchDescription([*args, env, imagination])

@@ -3,11 +3,17 @@
 ros2 launch worldstereo_ros replay.launch.py folder:=/path/to/7scenes-redkitchen rate_hz:=10.0
 """
 
-from launch.actions import DeclareLaunchArgument
+import os
+
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+
+# large images over shared memory and big socket buffers (docs/dds-tuning.md); Fast DDS 3.x reads this
+# variable (FASTRTPS_DEFAULT_PROFILES_FILE still works there but is deprecated and warns)
+DDS_PROFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "fastdds.xml")
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -17,6 +23,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("fixed_frame", default_value="map"),
         DeclareLaunchArgument("camera_frame", default_value="camera_color_optical_frame"),
         DeclareLaunchArgument("loop", default_value="false"),
+        DeclareLaunchArgument("dds_profile", default_value=DDS_PROFILE,
+                              description="Fast DDS XML profile of the node (docs/dds-tuning.md)"),
     ]
     node = Node(
         package="worldstereo_ros",
@@ -26,4 +34,5 @@ def generate_launch_description() -> LaunchDescription:
                      ("folder", "rate_hz", "fixed_frame", "camera_frame", "loop")}],
         output="screen",
     )
-    return LaunchDescription([*args, node])
+    env = SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("dds_profile"))
+    return LaunchDescription([*args, env, node])

@@ -46,11 +46,12 @@ def test_record_and_read_back(tmp_path):
     T = np.repeat(np.eye(4)[None], 3, axis=0)
     T[:, 0, 3] = [0.0, 0.5, 1.0]
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (pub_img.get_subscription_count() == 0
                                                or pub_view.get_subscription_count() == 0):
             rclpy.spin_once(node, timeout_sec=0.05)
-        assert pub_img.get_subscription_count() > 0, "recorder never subscribed"
+        assert pub_img.get_subscription_count() > 0 and pub_view.get_subscription_count() > 0, (
+            "the recorder did not subscribe to /rec/image and /rec/view within 60 s")
         pub_poses.publish(matrices_to_pose_array(T, Header(frame_id="map")))
         for k, img in enumerate(images):
             pub_img.publish(rgb_to_image(img, Header(frame_id=f"cam{k}")))
@@ -103,7 +104,7 @@ def test_recorder_in_process_typed_topics_and_all_topics(tmp_path):
         typed = McapRecorder(node, tmp_path / "typed.mcap", [("/inproc/image", "sensor_msgs/msg/Image"),
                                                              ("/inproc/wrong", "sensor_msgs/msg/Image")])
         everything = McapRecorder(node, tmp_path / "all.mcap", None)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (pub_img.get_subscription_count() < 2
                                                or pub_text.get_subscription_count() < 1):
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -117,6 +118,7 @@ def test_recorder_in_process_typed_topics_and_all_topics(tmp_path):
             pub_img.publish(msg)
             pub_wrong.publish(String(data="not an image"))
             pub_text.publish(String(data=f"text{k}"))
+        deadline = time.monotonic() + 60  # its own deadline: discovery may have used most of the first
         while time.monotonic() < deadline and (typed.counts["/inproc/image"] < 3 or min(
                 everything.counts.get(f"/inproc/{t}", 0) for t in ("image", "wrong", "text")) < 3):
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -160,7 +162,7 @@ def test_subscriber_first_graph_is_recorded_reliably_with_qos_metadata(tmp_path)
         # 2. the reliable publisher appears; the recorder follows its offer
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         pub = node.create_publisher(Image, "first/image", reliable)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         mine = []
         while time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -172,9 +174,11 @@ def test_subscriber_first_graph_is_recorded_reliably_with_qos_metadata(tmp_path)
         assert len(mine) == 1, "the recorder's subscription never became reliable"
         for k in range(100):  # a burst: the recorder's history (qos_depth) holds all of it until spun
             pub.publish(rgb_to_image(np.full((8, 8, 3), k / 100.0, np.float32), Header(frame_id="cam")))
+        deadline = time.monotonic() + 60  # its own deadline: discovery may have used most of the first
         while time.monotonic() < deadline and recorder.counts["/first/image"] < 100:
             rclpy.spin_once(node, timeout_sec=0.05)
-        assert recorder.counts["/first/image"] == 100
+        assert recorder.counts["/first/image"] == 100, (
+            f"{recorder.counts['/first/image']} of 100 burst messages recorded within 60 s")
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

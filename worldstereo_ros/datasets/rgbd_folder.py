@@ -72,8 +72,28 @@ class RgbdFolder:
     def _file(self, index: int, suffix: str) -> Path:
         return self.path / f"frame-{index:06d}.{suffix}"
 
+    def _read_pose(self, index: int) -> np.ndarray:
+        """(4, 4) float64 T_world_cam of frame ``index`` as stored (not yet made rigid)."""
+        pose_file = self._file(index, "pose.txt")
+        field = pose_file.name
+        if not pose_file.is_file():
+            # an identity pose would silently put this frame at the world origin (issue 14 item 9)
+            raise InputError(field, f"missing in {self.path}: every frame needs its camera-to-world pose")
+        try:
+            values = np.loadtxt(pose_file, dtype=np.float64)
+        except ValueError as err:
+            raise InputError(field, f"not a matrix of numbers: {err}") from None
+        if values.size != 16:
+            raise InputError(field, f"expected 16 numbers (a 4x4 matrix), got {values.size}")
+        return values.reshape(4, 4)
+
     def read(self, index: int) -> RgbdFrame:
-        """Frame ``index`` (the number in its file name)."""
+        """Frame ``index`` (the number in its file name).
+
+        Raises:
+            InputError: naming the file: an unknown index, a missing or unreadable colour/depth image, or a
+                missing or malformed pose file.
+        """
         if index not in self.indices:
             raise InputError("index", f"frame {index} not in {self.path} ({self.indices[0]}..{self.indices[-1]})")
         candidates = (self._file(index, "color.jpg"), self._file(index, "color.png"))
@@ -85,9 +105,7 @@ class RgbdFolder:
         if bgr is None or depth_raw is None or depth_raw.dtype != np.uint16:
             raise InputError("path", f"frame {index}: unreadable colour or non-uint16 depth")
         depth = depth_units_to_m(depth_raw, self.depth_scale_m)  # 7-Scenes marks invalid depth as 0 or 65535
-        pose_file = self._file(index, "pose.txt")
-        T = np.loadtxt(pose_file, dtype=np.float64).reshape(4, 4) if pose_file.is_file() else np.eye(4)
-        T = nearest_rigid(T, f"frame-{index:06d}.pose.txt")
+        T = nearest_rigid(self._read_pose(index), f"frame-{index:06d}.pose.txt")
         return RgbdFrame(index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth.astype(np.float32), T, self.K.copy())
 
 

@@ -2,7 +2,8 @@
 wheels do not ship them).
 
 The launch file is executed with small stand-ins for the subset of the launch API the project's files use:
-``launch.LaunchDescription``, ``launch.actions.DeclareLaunchArgument``,
+``launch.LaunchDescription``, ``launch.actions.DeclareLaunchArgument``, ``launch.actions.SetEnvironmentVariable``
+(for the nodes after it, as ``ros2 launch`` applies it),
 ``launch.substitutions.LaunchConfiguration`` and ``launch_ros.actions.Node`` (package, executable, name,
 namespace, parameters as dicts or YAML files, remappings, arguments). Substitutions may be a string, a
 ``LaunchConfiguration`` or a list of both (concatenated). Each node becomes a child process
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,11 @@ class DeclareLaunchArgument:
         self.name, self.default_value, self.description, self.choices = name, default_value, description, choices
 
 
+class SetEnvironmentVariable:
+    def __init__(self, name, value, **_ignored) -> None:
+        self.name, self.value = name, value
+
+
 class Node:
     def __init__(self, package=None, executable=None, name=None, namespace=None, parameters=(), remappings=(),
                  arguments=(), output="screen", **_ignored) -> None:
@@ -69,6 +76,7 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
     launch.LaunchDescription = LaunchDescription
     actions = types.ModuleType("launch.actions")
     actions.DeclareLaunchArgument = DeclareLaunchArgument
+    actions.SetEnvironmentVariable = SetEnvironmentVariable
     substitutions = types.ModuleType("launch.substitutions")
     substitutions.LaunchConfiguration = LaunchConfiguration
     launch.actions, launch.substitutions = actions, substitutions
@@ -83,7 +91,7 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
 # ---------------------------------------------------------------------------------------------- loading
 @dataclass
 class NodeSpec:
-    """One node to start: its module and its ``--ros-args``."""
+    """One node to start: its module, its ``--ros-args`` and the environment variables set before it."""
 
     name: str
     module: str
@@ -91,6 +99,7 @@ class NodeSpec:
     parameters: list[dict | str] = field(default_factory=list)
     remappings: list[tuple[str, str]] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", self.module, *self.arguments, "--ros-args", "-r", f"__node:={self.name}"]
@@ -205,8 +214,12 @@ def load_launch_file(path: str | Path, launch_args: dict[str, str]) -> list[Node
         return text if parsed is None or not isinstance(parsed, (bool, int, float, str, list)) else parsed
 
     nodes = []
+    env: dict[str, str] = {}
     for e in description.entities:
         if isinstance(e, DeclareLaunchArgument):
+            continue
+        if isinstance(e, SetEnvironmentVariable):
+            env[str(resolve(e.name))] = str(resolve(e.value))
             continue
         if not isinstance(e, Node):
             raise ConfigError("launch_file", f"{type(e).__name__} is not supported by this runner (use ros2 launch)")
@@ -219,7 +232,7 @@ def load_launch_file(path: str | Path, launch_args: dict[str, str]) -> list[Node
             name=str(resolve(e.name) or e.executable), module=executable_module(str(resolve(e.executable))),
             namespace=resolve(e.namespace), parameters=params,
             remappings=[(str(resolve(a)), str(resolve(b))) for a, b in e.remappings],
-            arguments=[str(resolve(a)) for a in e.arguments]))
+            arguments=[str(resolve(a)) for a in e.arguments], env=dict(env)))
     return nodes
 
 
@@ -238,41 +251,81 @@ def _pump(name: str, stream) -> None:
         sys.stdout.flush()
 
 
-def run_nodes(nodes: list[NodeSpec]) -> int:
-    """Start every node, forward SIGINT/SIGTERM, return the first non-zero exit code (0 when all end well)."""
+#: Seconds after the first stop signal at which a child still running gets SIGTERM, then SIGKILL; the run
+#: ends within the second (issue 14 item 9: a child ignoring SIGINT kept the runner waiting forever).
+SIGTERM_AFTER_S = 2.0
+SIGKILL_AFTER_S = 4.0
+#: How often the supervising loop looks at its children when no signal wakes it.
+POLL_S = 0.1
+
+
+def _signal_alive(procs: list[tuple[NodeSpec, subprocess.Popen]], signum: int) -> None:
+    for _, p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signum)
+            except ProcessLookupError:  # ended between poll() and the signal
+                pass
+
+
+def run_nodes(nodes: list[NodeSpec], sigterm_after_s: float = SIGTERM_AFTER_S,
+              sigkill_after_s: float = SIGKILL_AFTER_S) -> int:
+    """Start every node, forward SIGINT/SIGTERM, return the first non-zero exit code (0 when all end well).
+
+    Stopping (a signal to the runner, or a child that failed) sends the children the signal (SIGINT for a
+    failed sibling); a child still alive ``sigterm_after_s`` seconds later gets SIGTERM, and one alive
+    ``sigkill_after_s`` seconds later gets SIGKILL, so a stop always ends in about ``sigkill_after_s``.
+    """
+    if not 0 <= sigterm_after_s <= sigkill_after_s:
+        raise ConfigError("sigkill_after_s", f"expected 0 <= sigterm_after_s <= sigkill_after_s, got "
+                                             f"{sigterm_after_s} and {sigkill_after_s}")
     procs: list[tuple[NodeSpec, subprocess.Popen]] = []
     pumps: list[threading.Thread] = []
-    stopping = threading.Event()
+    wake = threading.Event()  # set by a signal so the loop reacts at once instead of at its next poll
+    requested: list[int] = []  # signals received, handled by the loop (a handler only records them)
 
-    def stop(signum=signal.SIGINT, _frame=None) -> None:
-        stopping.set()
-        for _, p in procs:
-            if p.poll() is None:
-                p.send_signal(signum)
+    def on_signal(signum, _frame=None) -> None:
+        requested.append(signum)
+        wake.set()
 
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for spec in nodes:
             p = subprocess.Popen(spec.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                 env=dict(os.environ, **spec.env, PYTHONUNBUFFERED="1"))
             procs.append((spec, p))
             pumps.append(threading.Thread(target=_pump, args=(spec.name, p.stdout), daemon=True))
             pumps[-1].start()
             print(f"[launch] started {spec.name} (pid {p.pid}): {' '.join(spec.command()[1:])}", flush=True)
         code = 0
+        stop_started: float | None = None
+        escalated: set[int] = set()
         while any(p.poll() is None for _, p in procs):
-            for spec, p in procs:
-                rc = p.poll()
-                if rc not in (None, 0) and not stopping.is_set():
-                    print(f"[launch] {spec.name} exited with {rc}; stopping the others", flush=True)
-                    code = rc
-                    stop(signal.SIGINT)
-            stopping.wait(0.1)
-        for spec, p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            if stop_started is None:
+                if requested:
+                    stop_started = time.monotonic()
+                    _signal_alive(procs, requested[0])
+                else:
+                    failed = next(((spec, p.returncode) for spec, p in procs if p.returncode not in (None, 0)), None)
+                    if failed is not None:
+                        print(f"[launch] {failed[0].name} exited with {failed[1]}; stopping the others", flush=True)
+                        code = failed[1]
+                        stop_started = time.monotonic()
+                        _signal_alive(procs, signal.SIGINT)
+            else:
+                elapsed = time.monotonic() - stop_started
+                for after, signum in ((sigterm_after_s, signal.SIGTERM), (sigkill_after_s, signal.SIGKILL)):
+                    if elapsed >= after and signum not in escalated:
+                        escalated.add(signum)
+                        alive = [spec.name for spec, p in procs if p.poll() is None]
+                        if alive:
+                            print(f"[launch] {', '.join(alive)} still running {elapsed:.1f} s after the stop; "
+                                  f"sending {signal.Signals(signum).name}", flush=True)
+                            _signal_alive(procs, signum)
+            wake.wait(POLL_S)
+            wake.clear()
+        for _, p in procs:
+            p.wait()  # every child has ended (the loop above); this only reaps it
         for pump in pumps:  # a child's last lines (often the interesting ones) are still in its pipe
             pump.join(timeout=5)
         return code

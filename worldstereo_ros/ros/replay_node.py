@@ -6,13 +6,19 @@ the same stamp and the camera's optical frame) and the camera pose on /tf, at ``
 poses are replayed as a robot would publish them: ``fixed_frame`` -> ``base_frame`` on /tf and the
 mounting extrinsic ``base_frame`` -> ``camera_frame`` (``base_to_camera``: x, y, z, qx, qy, qz, qw; the
 default is a camera at the base origin with REP 103 optical axes) on /tf_static.
+
+A frame that cannot be read (corrupt image, missing or malformed pose file) is skipped: nothing is
+published for it, ``skipped`` counts it and a throttled warning names the file (``frame.unreadable``).
+Parameters are declared with typed descriptors and ranges; a value out of range (``stride`` 0, a
+negative ``first_frame``) stops the node with exit code 2 and one line naming the parameter.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -23,9 +29,20 @@ from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix
+from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.node_main import run_node
-from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS
+from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, ParamSpec, declare_params
 from worldstereo_ros.ros.tf import TfBroadcaster
+
+#: Ranges of the numeric replay parameters (issue 14 item 9: a stride of 0 was silently taken as 1). Kept
+#: here, over the shared table, until parameters.py carries them itself.
+_RANGES: dict[str, dict] = {
+    "rate_hz": dict(min=0.01, max=1000.0),
+    "first_frame": dict(min=0, max=2**31 - 1),
+    "stride": dict(min=1, max=100_000, description="Replay every n-th frame (>= 1)."),
+    "max_frames": dict(min=0, max=2**31 - 1),
+}
+PARAMS: tuple[ParamSpec, ...] = tuple(replace(spec, **_RANGES.get(spec.name, {})) for spec in REPLAY_NODE_PARAMS)
 
 
 class ReplayNode(Node):
@@ -33,22 +50,18 @@ class ReplayNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("replay_node", **kwargs)
-        for spec in REPLAY_NODE_PARAMS:
-            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
-                name=spec.name, description=spec.description + (f" [{spec.unit}]" if spec.unit else "")))
-        value = {spec.name: self.get_parameter(spec.name).value for spec in REPLAY_NODE_PARAMS}
+        value = declare_params(self, PARAMS)  # ConfigError naming the parameter when out of range
         self.folder_path = value["folder"]
-        self.rate_hz = float(value["rate_hz"])
+        self.rate_hz = value["rate_hz"]
         self.fixed_frame = value["fixed_frame"]
         self.camera_frame = value["camera_frame"]
-        self.first_frame = int(value["first_frame"])
-        self.stride = max(1, int(value["stride"]))
-        self.max_frames = int(value["max_frames"])
-        self.loop = bool(value["loop"])
+        self.first_frame = value["first_frame"]
+        self.stride = value["stride"]
+        self.max_frames = value["max_frames"]
+        self.loop = value["loop"]
         self.base_frame = value["base_frame"]
         extrinsic = list(value["base_to_camera"])
-        if self.rate_hz <= 0:
-            raise WorldStereoError(f"rate_hz: must be positive, got {self.rate_hz}")
+        self.problems = ProblemLog(self.get_logger())
         self.folder = open_rgbd_sequence(self.folder_path)
         self.frames = [i for i in self.folder.indices if i >= self.first_frame][:: self.stride]
         if self.max_frames > 0:
@@ -68,6 +81,7 @@ class ReplayNode(Node):
             self.tf.send_static([make_transform_stamped(self.base_frame, self.camera_frame, self.T_base_cam,
                                                         self.get_clock().now().to_msg())])
         self.published = 0
+        self.skipped = 0
         self._cursor = 0
         self.create_timer(1.0 / self.rate_hz, self._tick)
         self.get_logger().info(f"replaying {len(self.frames)} frames of {self.folder_path} at {self.rate_hz} Hz")
@@ -77,8 +91,15 @@ class ReplayNode(Node):
             if not self.loop:
                 return
             self._cursor = 0
-        frame = self.folder.read(self.frames[self._cursor])
+        index = self.frames[self._cursor]
         self._cursor += 1
+        try:
+            frame = self.folder.read(index)
+        except (WorldStereoError, OSError, ValueError) as err:
+            # one bad file on disk must not end a replay that a demo or a test depends on
+            self.skipped += 1
+            self.problems.report("frame.unreadable", f"frame {index} skipped: {err}")
+            return
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.camera_frame)
         # TF first, so a subscriber pairing the images finds the pose at their stamp.
         if self.T_base_cam is None:

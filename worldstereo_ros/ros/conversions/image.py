@@ -4,12 +4,20 @@ Numpy side: colour images are uint8 (H, W, 3) RGB (alpha dropped) or (H, W, 4) f
 encodings via :func:`image_to_numpy`; depth is float32 metres with 0 = unknown
 (:func:`depth_from_image`: 16UC1/mono16 millimetres, 0 invalid; 32FC1 metres, NaN/inf/<= 0 invalid).
 ``step`` padding and ``is_bigendian`` are honoured.
+
+Nothing is allocated from a size a message declares: a raw Image's data must already hold
+height x step bytes, and a CompressedImage's header is read (Pillow, no pixel decoding) and refused above
+:data:`MAX_DECODED_PIXELS` before it is decoded (a 1 MB PNG can declare 20000 x 20000 pixels: 1.2 GB).
 """
 
 from __future__ import annotations
 
+import io
+import warnings
+
 import cv2
 import numpy as np
+import PIL.Image
 from sensor_msgs.msg import CompressedImage, Image
 
 from worldstereo_ros.errors import ConversionError
@@ -29,6 +37,9 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "32FC3": (np.dtype(np.float32), 3),
     "32SC1": (np.dtype(np.int32), 1),
 }
+#: Largest width x height a CompressedImage may declare (an 8K frame); larger ones are refused undecoded.
+MAX_DECODED_PIXELS = 7680 * 4320
+
 COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
@@ -137,6 +148,45 @@ def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1", header=None) ->
     raise ConversionError("encoding", f"depth must be 32FC1 or 16UC1, got {encoding!r}")
 
 
+def _check_declared_size(data: np.ndarray, fmt: str) -> None:
+    """Refuse compressed ``data`` whose header is unreadable or declares more than MAX_DECODED_PIXELS."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb limit is higher than ours and warns before it raises; ours is checked below
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(io.BytesIO(data.tobytes())) as header:  # reads the header, decodes no pixels
+                width, height = header.size
+    except PIL.Image.DecompressionBombError as err:  # far beyond our limit too
+        raise ConversionError("data", f"declares more than MAX_DECODED_PIXELS = {MAX_DECODED_PIXELS} pixels "
+                                      f"({err}); refused before decoding") from None
+    except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for unknown or broken headers
+        raise ConversionError("data", f"could not be decoded as {fmt!r}: {err}") from None
+    if width * height > MAX_DECODED_PIXELS:
+        raise ConversionError("data", f"declares {width}x{height} pixels, more than MAX_DECODED_PIXELS = "
+                                      f"{MAX_DECODED_PIXELS}; refused before decoding")
+
+
+def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header=None, jpeg_quality: int = 90) -> CompressedImage:
+    """A CompressedImage (``format`` "jpeg" or "png", as image_transport's compressed plugin names them) from
+    (H, W, 3) uint8 RGB; about a tenth of the raw bytes as JPEG, for links that cannot carry raw images."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ConversionError("rgb", f"expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    if fmt not in ("jpeg", "png"):
+        raise ConversionError("format", f"expected jpeg or png, got {fmt!r}")
+    if not 1 <= jpeg_quality <= 100:
+        raise ConversionError("jpeg_quality", f"expected 1..100, got {jpeg_quality}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if fmt == "jpeg" else []
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ConversionError("rgb", f"OpenCV could not encode the image as {fmt}")
+    msg = CompressedImage(format=fmt)
+    if header is not None:
+        msg.header = header
+    msg.data = buf.tobytes()
+    return msg
+
+
 def compressed_to_numpy(msg: CompressedImage) -> np.ndarray:
     """Decode jpeg/png: (H, W, 3) uint8 RGB for colour, (H, W) uint8/uint16 for single-channel png.
 
@@ -151,6 +201,7 @@ def compressed_to_numpy(msg: CompressedImage) -> np.ndarray:
         data = data[12:]
     if data.size == 0:
         raise ConversionError("data", "empty")
+    _check_declared_size(data, msg.format)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ConversionError("data", f"could not be decoded as {msg.format!r}")

@@ -2,7 +2,8 @@
 
 Quaternions are xyzw in ROS messages; matrices are float64 (4, 4) rigid transforms named by frames
 (``T_parent_child`` maps points from child to parent). Input quaternions are normalised; zero-norm
-or non-finite ones are rejected.
+or non-finite ones are rejected, and so are positions farther than :data:`MAX_ABS_POSITION_M` (finite but
+absurd values such as 1e308 overflowed to inf and NaN in later arithmetic: arc lengths, inverses).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from nav_msgs.msg import Path
 
 from worldstereo_ros.errors import ConversionError, InputError
 from worldstereo_ros.geometry.rotations import matrix_to_quat_xyzw, quat_xyzw_to_matrix
+
+#: Largest coordinate accepted in a pose or transform [m]: far beyond any map (UTM northings reach 1e7 m), far
+#: below where squares and sums overflow float64.
+MAX_ABS_POSITION_M = 1e9
 
 
 def _rotation_from_xyzw(q: np.ndarray, field: str) -> np.ndarray:
@@ -30,6 +35,9 @@ def _rotation_from_xyzw(q: np.ndarray, field: str) -> np.ndarray:
 def _check_position(p: np.ndarray, field: str) -> None:
     if not np.isfinite(p).all():
         raise ConversionError(field, "position must be finite")
+    if np.abs(p).max() > MAX_ABS_POSITION_M:
+        raise ConversionError(field, f"position {p.tolist()} is farther than MAX_ABS_POSITION_M = "
+                                     f"{MAX_ABS_POSITION_M:g} m")
 
 
 def _matrix(p, q, field: str, position_name: str, rotation_name: str) -> np.ndarray:
