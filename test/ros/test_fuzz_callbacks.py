@@ -32,7 +32,9 @@ from fuzz_inputs import (  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
+from worldstereo_ros.action import Imagine  # noqa: E402
 from worldstereo_ros.errors import WorldStereoError  # noqa: E402
+from worldstereo_ros.msg import CandidatePath, CandidatePaths  # noqa: E402
 from worldstereo_ros.ros.conversions.camera_info import camera_info_to_intrinsics  # noqa: E402
 from worldstereo_ros.ros.conversions.image import (  # noqa: E402
     MAX_DECODED_PIXELS,
@@ -208,18 +210,16 @@ def test_node_survives_fuzzed_inputs_counts_every_rejection_and_keeps_memory_fla
     assert h.node.stats["requests_done"] == done + 1, h.rejections()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 item 4, for imagination_node's owner: a candidate path id with a "
-                                       "space or slash, or two paths with one id, are refused only by the pipeline "
-                                       "(Trajectory, run), inside the worker, "
-                                       "so it lands in the catch-all request.failed instead of a named rejection "
-                                       "(validate ids in _on_candidate_paths/_on_goal)")
 @pytest.mark.parametrize("ids", [["left turn"], ["a/b"], ["same", "same"]])
 def test_a_bad_path_id_is_rejected_by_name(harness, ids):
-    from worldstereo_ros.msg import CandidatePath, CandidatePaths
-
     h = harness
     h.good_snapshot()
-    before = h.node.problems.count(h.UNNAMED)
-    h.node._on_candidate_paths(CandidatePaths(paths=[CandidatePath(id=i, path=long_path(3)) for i in ids]))
+    before, named = h.node.problems.count(h.UNNAMED), h.node.problems.count("candidate_paths.id")
+    paths = [CandidatePath(id=i, path=long_path(3)) for i in ids]
+    h.node._on_candidate_paths(CandidatePaths(paths=paths))
     h.wait_idle()
     assert h.node.problems.count(h.UNNAMED) == before, h.rejections()
+    assert h.node.problems.count("candidate_paths.id") == named + 1, h.rejections()
+    # the action refuses the same paths in its goal callback, naming the path
+    key, reason = h.node._goal_problem(Imagine.Goal(paths=paths, frames_per_path=3))
+    assert key == "goal.path_id" and "goal.paths[" in reason and ".id" in reason

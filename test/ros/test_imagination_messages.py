@@ -9,6 +9,7 @@ import pytest
 from builtin_interfaces.msg import Time
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.msg import CandidatePath
 from worldstereo_ros.pipeline import Progress
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import depth_from_image, depth_to_image, image_to_numpy, numpy_to_image
@@ -18,6 +19,7 @@ from worldstereo_ros.ros.imagination_messages import (
     imagine_feedback,
     imagine_result,
     imagined_view,
+    named_paths,
     snapshot_from_frame,
 )
 
@@ -144,3 +146,15 @@ def test_image_size_limit_is_checked_before_decoding():
         image_pixels(CompressedImage(format="jpeg", data=b"\xff\xd8 not really"), True)
     t = stamp_from_ns(1_500_000_123)
     assert (t.sec, t.nanosec) == (1, 500_000_123)
+
+
+def test_named_paths_names_empty_ids_and_refuses_bad_or_repeated_ones():
+    paths = [CandidatePath(id="left"), CandidatePath(id=""), CandidatePath(id="right")]
+    assert [pid for pid, _ in named_paths(paths, "goal.paths")] == ["left", "path_1", "right"]
+    with pytest.raises(InputError, match=r"goal.paths\[1\].id: expected a non-empty name"):
+        named_paths([CandidatePath(id="a"), CandidatePath(id="a b")], "goal.paths")
+    with pytest.raises(InputError, match=r"candidate_paths.paths\[2\].id: 'a' is also the id of .*\[0\]"):
+        named_paths([CandidatePath(id="a"), CandidatePath(id="b"), CandidatePath(id="a")], "candidate_paths.paths")
+    with pytest.raises(InputError, match=r"\[1\].id: 'path_0' is also"):  # an explicit id that clashes with a default
+        named_paths([CandidatePath(id=""), CandidatePath(id="path_0")], "x")
+

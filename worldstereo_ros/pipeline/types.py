@@ -20,6 +20,14 @@ class Cancelled(WorldStereoError):
     """Raised by :meth:`ImaginationPipeline.run` when ``should_cancel()`` returned True."""
 
 
+def check_trajectory_id(value: object, field: str = "id") -> str:
+    """``value`` when it can name a trajectory (a non-empty string without whitespace or slashes: it becomes
+    part of file names and TF frame names), else InputError naming ``field``."""
+    if not isinstance(value, str) or not value or any(c.isspace() or c in "/\\" for c in value):
+        raise InputError(field, f"expected a non-empty name without spaces or slashes, got {value!r}")
+    return value
+
+
 @dataclass
 class Trajectory:
     """A named camera path to imagine.
@@ -39,8 +47,7 @@ class Trajectory:
     timestamps_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id or any(c.isspace() or c in "/\\" for c in self.id):
-            raise InputError("id", f"expected a non-empty name without spaces or slashes, got {self.id!r}")
+        check_trajectory_id(self.id)
         T = np.asarray(self.T_world_cam, dtype=np.float64)
         if T.ndim != 3 or T.shape[1:] != (4, 4) or T.shape[0] < 1:
             raise InputError("T_world_cam", f"trajectory {self.id!r}: expected shape (N, 4, 4) with N >= 1, got "

@@ -9,7 +9,7 @@ become the ``imagine`` action's feedback and result.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +21,7 @@ from worldstereo_ros.action import Imagine
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.msg import ImaginedView
 from worldstereo_ros.pipeline import Progress
+from worldstereo_ros.pipeline.types import check_trajectory_id
 from worldstereo_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from worldstereo_ros.ros.conversions.image import (
     depth_to_image,
@@ -141,3 +142,18 @@ def imagine_result(outcome: Mapping) -> Imagine.Result:
     result.cache_points = int(outcome.get("cache_points", 0))
     result.elapsed_s = float(outcome.get("elapsed_s", 0.0))
     return result
+
+
+def named_paths(candidate_paths: Sequence, field: str) -> list[tuple[str, object]]:
+    """(id, nav_msgs/Path) pairs of CandidatePath messages; an empty id becomes ``path_<i>``.
+
+    Raises:
+        InputError: an id that cannot name a trajectory (whitespace, a slash) or the same id twice, naming
+            ``field[i].id``; checked here so a bad id is refused with the request, not deep inside the worker.
+    """
+    ids = [cp.id or f"path_{i}" for i, cp in enumerate(candidate_paths)]
+    for i, path_id in enumerate(ids):
+        check_trajectory_id(path_id, f"{field}[{i}].id")
+        if path_id in ids[:i]:
+            raise InputError(f"{field}[{i}].id", f"{path_id!r} is also the id of {field}[{ids.index(path_id)}]")
+    return [(path_id, cp.path) for path_id, cp in zip(ids, candidate_paths)]

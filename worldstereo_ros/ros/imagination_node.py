@@ -47,13 +47,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from worldstereo_ros.action import Imagine
-from worldstereo_ros.errors import WorldStereoError
+from worldstereo_ros.errors import InputError, WorldStereoError
 from worldstereo_ros.msg import CandidatePaths, ImaginedView
 from worldstereo_ros.ros import parameters
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.estimated_depth import EstimatedDepth
 from worldstereo_ros.ros.frame_sync import RGB_STREAMS, STREAMS, FrameSynchronizer
-from worldstereo_ros.ros.imagination_messages import imagine_result
+from worldstereo_ros.ros.imagination_messages import imagine_result, named_paths
 from worldstereo_ros.ros.imagination_outputs import TIMED_PARAMETERS, ImaginationOutputs
 from worldstereo_ros.ros.imagination_state import StatePersistence
 from worldstereo_ros.ros.imagination_worker import ImaginationWorker
@@ -205,8 +205,12 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
             self.problems.report("candidate_paths.too_many", f"candidate_paths: {len(msg.paths)} paths, more than "
                                  f"max_paths_per_request = {self.p['max_paths_per_request']}; ignored")
             return
-        ids = [p.id or f"path_{i}" for i, p in enumerate(msg.paths)]
-        self._submit(ImagineRequest(list(zip(ids, (p.path for p in msg.paths))), self.p["frames_per_path"]))
+        try:
+            paths = named_paths(msg.paths, "candidate_paths.paths")
+        except InputError as err:
+            self.problems.report("candidate_paths.id", f"candidate_paths: {err}; ignored")
+            return
+        self._submit(ImagineRequest(paths, self.p["frames_per_path"]))
 
     def _on_take_snapshot(self, request, response):
         """Queue a snapshot and answer at once: success = queued (the snapshot itself runs on the worker and
@@ -249,6 +253,10 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
             if len(cp.path.poses) > p["max_poses_per_path"]:
                 return "goal.too_many_poses", (f"imagine goal rejected: paths[{i}] has {len(cp.path.poses)} poses, "
                                                f"more than max_poses_per_path = {p['max_poses_per_path']}")
+        try:
+            named_paths(goal.paths, "goal.paths")
+        except InputError as err:
+            return "goal.path_id", f"imagine goal rejected: {err}"
         return None
 
     def _on_goal(self, goal) -> GoalResponse:
@@ -258,9 +266,8 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
         except Exception as err:  # a goal must never stop the node
             problem = "goal.invalid", f"imagine goal rejected: {type(err).__name__}: {err}"
         if problem is None:
-            ids = [cp.id or f"path_{i}" for i, cp in enumerate(goal.paths)]
             frames = int(goal.frames_per_path) or self.p["frames_per_path"]
-            request = ImagineRequest(list(zip(ids, (cp.path for cp in goal.paths))), frames, bool(goal.new_snapshot))
+            request = ImagineRequest(named_paths(goal.paths, "goal.paths"), frames, bool(goal.new_snapshot))
             refused = self._requests.offer(request, self.p["busy_policy"], self.p["queue_size"])
             if refused is None:
                 with self._goals_cond:
@@ -284,8 +291,7 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
                     self.problems.report(*problem)
                     request.drop(problem[1])
                 else:
-                    ids = [cp.id or f"path_{i}" for i, cp in enumerate(goal.paths)]
-                    request = ImagineRequest(list(zip(ids, (cp.path for cp in goal.paths))),
+                    request = ImagineRequest(named_paths(goal.paths, "goal.paths"),
                                              int(goal.frames_per_path) or self.p["frames_per_path"],
                                              bool(goal.new_snapshot))
                     self._submit(request)
