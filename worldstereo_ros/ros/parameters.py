@@ -178,12 +178,12 @@ PARAMS_BY_NAME = {p.name: p for p in IMAGINATION_NODE_PARAMS}
 #: replay_node's parameters (declared from this table; ``worldstereo-ros replay --help`` lists them).
 REPLAY_NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("folder", "", "RGB-D sequence to replay: a 7-Scenes-style folder or a TUM RGB-D sequence."),
-    ParamSpec("rate_hz", 10.0, "Frames published per second (> 0).", "Hz"),
+    ParamSpec("rate_hz", 10.0, "Frames published per second.", "Hz", 0.01, 1000.0),
     ParamSpec("fixed_frame", "map", "Parent frame of the replayed poses on /tf."),
     ParamSpec("camera_frame", "camera_color_optical_frame", "Optical frame of the images (header.frame_id)."),
-    ParamSpec("first_frame", 0, "First frame index replayed."),
-    ParamSpec("stride", 1, "Replay every n-th frame (values below 1 count as 1)."),
-    ParamSpec("max_frames", 0, "Frames replayed at most; 0 = all."),
+    ParamSpec("first_frame", 0, "First frame index replayed.", "frames", 0, 2**31 - 1),
+    ParamSpec("stride", 1, "Replay every n-th frame.", "frames", 1, 100_000),
+    ParamSpec("max_frames", 0, "Frames replayed at most; 0 = all.", "frames", 0, 2**31 - 1),
     ParamSpec("loop", False, "Start over after the last frame."),
     ParamSpec("base_frame", "", "Robot base frame: when set, fixed_frame -> base_frame goes on /tf and the "
               "extrinsic base_to_camera on /tf_static; empty = fixed_frame -> camera_frame directly."),

@@ -15,8 +15,6 @@ negative ``first_frame``) stops the node with exit code 2 and one line naming th
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion
 from rclpy.node import Node
@@ -31,18 +29,8 @@ from worldstereo_ros.ros.conversions.image import depth_to_image, numpy_to_image
 from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, pose_to_matrix
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.node_main import run_node
-from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, ParamSpec, declare_params
+from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, declare_params
 from worldstereo_ros.ros.tf import TfBroadcaster
-
-#: Ranges of the numeric replay parameters (issue 14 item 9: a stride of 0 was silently taken as 1). Kept
-#: here, over the shared table, until parameters.py carries them itself.
-_RANGES: dict[str, dict] = {
-    "rate_hz": dict(min=0.01, max=1000.0),
-    "first_frame": dict(min=0, max=2**31 - 1),
-    "stride": dict(min=1, max=100_000, description="Replay every n-th frame (>= 1)."),
-    "max_frames": dict(min=0, max=2**31 - 1),
-}
-PARAMS: tuple[ParamSpec, ...] = tuple(replace(spec, **_RANGES.get(spec.name, {})) for spec in REPLAY_NODE_PARAMS)
 
 
 class ReplayNode(Node):
@@ -50,7 +38,7 @@ class ReplayNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("replay_node", **kwargs)
-        value = declare_params(self, PARAMS)  # ConfigError naming the parameter when out of range
+        value = declare_params(self, REPLAY_NODE_PARAMS)  # ConfigError naming the parameter when out of range
         self.folder_path = value["folder"]
         self.rate_hz = value["rate_hz"]
         self.fixed_frame = value["fixed_frame"]
