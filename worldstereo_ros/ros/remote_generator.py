@@ -133,8 +133,19 @@ class RemoteGenerator(Generator):
         return bool(self._client.server_is_ready())
 
     def destroy(self) -> None:
-        """Release the action client (the node outlives this generator)."""
-        self._client.destroy()
+        """Release the action client (the node outlives this generator), safely while an executor spins the node.
+
+        Not ``ActionClient.destroy()``: it marks the handle destroyed *before* taking it off the node, so an
+        executor thread that had already listed the node's waitables adds a dead handle to its wait set and
+        its spin dies (seen in the suite: every later goal of that node then timed out). Taken off the node
+        first, the handle is freed with its last reference, after any executor pass that still holds it.
+        """
+        if self._client in self._node.waitables:
+            self._node.remove_waitable(self._client)
+        executor = self._node.executor
+        if executor is not None:
+            executor.wake()  # rebuild its wait set without the client now
+        self._client = None
 
     def generate(self, request: GenerationRequest, generator: torch.Generator | None = None,
                  on_frame: FrameCallback | None = None) -> GeneratedFrames:
