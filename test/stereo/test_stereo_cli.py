@@ -85,7 +85,7 @@ def test_rgb_only_without_a_depth_model_names_the_flag(tmp_path, capsys):
     _write_frame(tmp_path, 0)
     rc = main(["stereo", str(tmp_path / "img"), "--intrinsics", "50,50,31.5,19.5", "--out", str(tmp_path / "out")])
     assert rc == 2
-    assert "--depth-model-path" in capsys.readouterr().err
+    assert "--depth-model" in capsys.readouterr().err
 
 
 def test_rgb_only_frames_take_the_estimated_depth(tmp_path):
@@ -116,10 +116,10 @@ def test_unreadable_depth_model_names_the_flag(tmp_path, capsys):
     (tmp_path / "depth").mkdir()
     _write_frame(tmp_path, 0)
     (tmp_path / "model").mkdir()
-    rc = main(["stereo", str(tmp_path / "img"), "--intrinsics", "50,50,31.5,19.5", "--depth-model-path",
+    rc = main(["stereo", str(tmp_path / "img"), "--intrinsics", "50,50,31.5,19.5", "--depth-model",
                str(tmp_path / "model"), "--out", str(tmp_path / "out")])
     assert rc == 2
-    assert "depth_model_path" in capsys.readouterr().err
+    assert "depth_model" in capsys.readouterr().err
 
 
 def test_middlebury_2014_folder_is_a_stereo_source(tmp_path, tiny_middlebury_2014):

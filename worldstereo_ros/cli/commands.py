@@ -40,3 +40,17 @@ def width_height(text: str) -> tuple[int, int]:
 def height_width(text: str) -> tuple[int, int]:
     """argparse type of an image size ``HEIGHTxWIDTH`` (pixels, each >= 8) -> ``(height, width)``."""
     return _pixel_pair(text, "HEIGHTxWIDTH", 8)
+
+
+def add_depth_estimation_options(group: argparse._ArgumentGroup) -> None:
+    """The options of every command that estimates depth for RGB-only input (``imagine``, ``stereo``):
+    ``--depth-model`` (alias ``--depth-model-path``, the nodes' parameter name; a local transformers
+    depth-estimation folder, never downloaded) and the metric scale, ``--camera-height-m`` / ``--median-depth-m``."""
+    group.add_argument("--depth-model", "--depth-model-path", dest="depth_model", default=None,
+                       help="local transformers depth-model folder (e.g. Depth Anything V2) used when --depth is not "
+                            "given; the nodes' estimator for RGB-only cameras")
+    group.add_argument("--camera-height-m", type=float, default=None, help="camera height above the floor, metres: "
+                       "gives the estimated depth its metric scale")
+    group.add_argument("--median-depth-m", type=float, default=None, help="typical distance of the scene, metres "
+                       "(scale when no camera height is given); without either, depth stays relative")
+

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from worldstereo_ros.cli.commands import Command, width_height
+from worldstereo_ros.cli.commands import Command, add_depth_estimation_options, width_height
 from worldstereo_ros.errors import ConfigError, InputError, WorldStereoError
 from worldstereo_ros.snapshot import Snapshot
 
@@ -90,12 +90,7 @@ def add_depth_options(p: argparse.ArgumentParser) -> None:
     """``imagine`` options for snapshots without measured depth (an RGB image or an equirectangular panorama)."""
     g = p.add_argument_group("RGB-only snapshots (no --depth)")
     g.add_argument("--panorama", default=None, help="equirectangular panorama (width = 2 x height) instead of --rgb")
-    g.add_argument("--depth-model", default=None, help="local transformers depth-model folder (e.g. Depth Anything "
-                   "V2) used when --depth is not given")
-    g.add_argument("--camera-height-m", type=float, default=None, help="camera height above the floor, metres: gives "
-                   "the estimated depth its metric scale")
-    g.add_argument("--median-depth-m", type=float, default=None, help="typical distance of the scene, metres "
-                   "(scale when no camera height is given); without either, depth stays relative")
+    add_depth_estimation_options(g)
 
 
 def rgb_only_snapshot(args: argparse.Namespace):

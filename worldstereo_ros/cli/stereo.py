@@ -14,7 +14,7 @@ Inputs (``source``):
 
 RGB-only input (an image, a frame folder or a video without ``--depth``): depth comes from the monocular depth
 estimator the imagination node uses for RGB-only cameras
-(:class:`~worldstereo_ros.generation.diffusion.depth.DepthEstimator`), loaded from ``--depth-model-path`` (a
+(:class:`~worldstereo_ros.generation.diffusion.depth.DepthEstimator`), loaded from ``--depth-model`` (a
 local transformers depth-model folder such as Depth Anything V2: weights are never downloaded; without the
 flag the command stops and names it). Scale: ``--camera-height-m``, else ``--median-depth-m``, else relative
 (median 1 per frame), which the default ``--baseline-m 0`` (baseline from ``--strength``) handles: the rig is
@@ -38,7 +38,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from worldstereo_ros.cli.commands import Command
+from worldstereo_ros.cli.commands import Command, add_depth_estimation_options
 from worldstereo_ros.datasets.tum_rgbd import open_rgbd_sequence
 from worldstereo_ros.errors import InputError, WorldStereoError
 
@@ -61,12 +61,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of side_by_side.mp4")
     p.add_argument("--out", default="outputs/stereo", help="output folder")
     g = p.add_argument_group("RGB-only input (no --depth)")
-    g.add_argument("--depth-model-path", default=None, help="local transformers depth-model folder (e.g. Depth "
-                   "Anything V2), the imagination node's estimator for RGB-only cameras")
-    g.add_argument("--camera-height-m", type=float, default=None, help="camera height above the floor, metres: "
-                   "gives the estimated depth its metric scale")
-    g.add_argument("--median-depth-m", type=float, default=None, help="typical distance of the scene, metres "
-                   "(scale when no camera height is given); without either, depth is relative")
+    add_depth_estimation_options(g)
     g.add_argument("--device", default="cpu", help="torch device of the depth model")
 
 
@@ -74,8 +69,8 @@ def _check_needs(args: argparse.Namespace, kind: str) -> np.ndarray:
     # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.datasets.snapshot_files import parse_intrinsics
 
-    if args.depth is None and not args.depth_model_path:
-        raise InputError("depth_model_path", f"a {kind} without --depth needs --depth-model-path DIR (a local "
+    if args.depth is None and not args.depth_model:
+        raise InputError("depth_model", f"a {kind} without --depth needs --depth-model DIR (a local "
                                              "transformers depth-estimation model, e.g. Depth Anything V2; weights are "
                                              "not downloaded)")
     if args.intrinsics is None:
@@ -84,7 +79,7 @@ def _check_needs(args: argparse.Namespace, kind: str) -> np.ndarray:
 
 
 class _Estimated:
-    """Depth of RGB-only frames from ``--depth-model-path`` (module doc), loaded at the first frame."""
+    """Depth of RGB-only frames from ``--depth-model`` (module doc), loaded at the first frame."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -97,9 +92,9 @@ class _Estimated:
             from worldstereo_ros.generation.diffusion.depth import DepthEstimator
 
             try:
-                self.estimator = DepthEstimator(self.args.depth_model_path, self.args.device)
+                self.estimator = DepthEstimator(self.args.depth_model, self.args.device)
             except Exception as err:  # BackendError, or transformers' OSError/ValueError for an unreadable folder
-                raise InputError("depth_model_path", f"cannot load {self.args.depth_model_path!r}: "
+                raise InputError("depth_model", f"cannot load {self.args.depth_model!r}: "
                                                      f"{type(err).__name__}: {err}") from None
         est = self.estimator.estimate(rgb.astype(np.float32) / np.float32(255.0), K, self.args.camera_height_m,
                                       self.args.median_depth_m)
@@ -226,7 +221,7 @@ def _run(args: argparse.Namespace) -> int:
         write_rgb_png(out / "side_by_side.png", sbs[0])
     info["frames"] = len(sbs)
     if estimate.estimator is not None:
-        info["depth"] = f"estimated by {args.depth_model_path}: {estimate.note}"
+        info["depth"] = f"estimated by {args.depth_model}: {estimate.note}"
     (out / "stereo.json").write_text(json.dumps(info, indent=1))
     print(f"{len(sbs)} frame(s), baseline {info['baseline_m'] * 1000:.1f} mm -> {out}")
     return 0
