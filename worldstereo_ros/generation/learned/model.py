@@ -110,6 +110,16 @@ class FillNet(nn.Module):
         self.refine = nn.Sequential(nn.Conv2d(fine + cin, fine, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
                                     nn.Conv2d(fine, 5, 3, padding=1))
 
+    def _unet(self, e0: torch.Tensor) -> torch.Tensor:
+        """The encoder-decoder from the stem's (B, w0, H/4, W/4) features to the decoder's, same shape."""
+        e1 = self.down1(e0)
+        e2 = self.down2(e1)
+        e3 = self.context(self.down3(e2))
+        d2 = self.up2(torch.cat([F.interpolate(e3, size=e2.shape[-2:], mode="bilinear", align_corners=False), e2], 1))
+        d1 = self.up1(torch.cat([F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False), e1], 1))
+        return self.up0(torch.cat([F.interpolate(d1, size=e0.shape[-2:], mode="bilinear", align_corners=False), e0],
+                                  1))
+
     def forward(self, x: torch.Tensor) -> FillOutput:
         """x: (B, C, H, W) float32 input (``conditioning.build_input``), H and W multiples of 32."""
         if x.ndim != 4 or x.shape[1] != len(INPUT_CHANNELS):
@@ -117,13 +127,7 @@ class FillNet(nn.Module):
         h, w = x.shape[-2:]
         if h % self.MULTIPLE or w % self.MULTIPLE:
             raise InputError("x", f"height and width must be multiples of {self.MULTIPLE}, got {h} x {w}")
-        e0 = self.stem(self.fold(x))
-        e1 = self.down1(e0)
-        e2 = self.down2(e1)
-        e3 = self.context(self.down3(e2))
-        d2 = self.up2(torch.cat([F.interpolate(e3, size=e2.shape[-2:], mode="bilinear", align_corners=False), e2], 1))
-        d1 = self.up1(torch.cat([F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False), e1], 1))
-        d0 = self.up0(torch.cat([F.interpolate(d1, size=e0.shape[-2:], mode="bilinear", align_corners=False), e0], 1))
+        d0 = self._unet(self.stem(self.fold(x)))
         f = F.interpolate(self.to_fine(d0), size=(h, w), mode="bilinear", align_corners=False)
         out = self.refine(torch.cat([F.leaky_relu(f, 0.1), x], 1))
         hole = x[:, _HOLE:_HOLE + 1]
@@ -175,13 +179,7 @@ class FillNet(nn.Module):
             raise InputError("x", f"height and width must be multiples of {self.MULTIPLE}, got {h} x {w}")
         stem0 = self.stem[0]
         e0 = F.conv2d(x, stem0.weight.view(stem0.out_channels, c, 4, 4), stem0.bias, stride=4)
-        e0 = self.stem[1:](e0)
-        e1 = self.down1(e0)
-        e2 = self.down2(e1)
-        e3 = self.context(self.down3(e2))
-        d2 = self.up2(torch.cat([F.interpolate(e3, size=e2.shape[-2:], mode="bilinear", align_corners=False), e2], 1))
-        d1 = self.up1(torch.cat([F.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False), e1], 1))
-        d0 = self.up0(torch.cat([F.interpolate(d1, size=e0.shape[-2:], mode="bilinear", align_corners=False), e0], 1))
+        d0 = self._unet(self.stem[1:](e0))
         fine = self.to_fine(d0)  # (B, fine, H/4, W/4): upsampled below only where a tile needs it
         bi, _, ty, tx = (F.max_pool2d((x[:, _HOLE:_HOLE + 1] > 0.5).to(x.dtype), TILE) > 0).nonzero(as_tuple=True)
         if not bi.numel():
