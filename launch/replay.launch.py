@@ -1,6 +1,6 @@
 """Replay a 7-Scenes-style RGB-D folder as a camera (image, depth, camera_info, /tf).
 
-ros2 launch worldstereo_ros replay.launch.py folder:=/path/to/7scenes-redkitchen rate_hz:=10.0
+ros2 launch worldstereo_ros replay.launch.py folder:=/data/7scenes-redkitchen allowed_roots:="['/data']" rate_hz:=10.0
 """
 
 import os
@@ -23,6 +23,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("fixed_frame", default_value="map"),
         DeclareLaunchArgument("camera_frame", default_value="camera_color_optical_frame"),
         DeclareLaunchArgument("loop", default_value="false"),
+        DeclareLaunchArgument("allowed_roots", default_value="['.', '~/.cache/worldstereo_ros']",
+                              description="folders the replayed folder must lie in (YAML list)"),
         DeclareLaunchArgument("dds_profile", default_value=DDS_PROFILE,
                               description="Fast DDS XML profile of the node (docs/dds-tuning.md)"),
     ]
@@ -31,7 +33,7 @@ def generate_launch_description() -> LaunchDescription:
         executable="replay_node",
         name="replay_node",
         parameters=[{name: LaunchConfiguration(name) for name in
-                     ("folder", "rate_hz", "fixed_frame", "camera_frame", "loop")}],
+                     ("folder", "rate_hz", "fixed_frame", "camera_frame", "loop", "allowed_roots")}],
         output="screen",
     )
     env = SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("dds_profile"))

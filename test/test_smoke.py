@@ -37,5 +37,10 @@ def test_cli_help_lists_commands():
 
 def test_replay_node_rejects_missing_folder():
     res = subprocess.run([sys.executable, "-m", "worldstereo_ros.ros.replay_node", "--ros-args", "-p",
-                          "folder:=/nonexistent"], capture_output=True, text=True, timeout=60)
+                          "folder:=/nonexistent", "-p", "allowed_roots:=['/']"], capture_output=True, text=True,
+                         timeout=60)
     assert res.returncode == 2 and "path: /nonexistent is not a folder" in res.stderr
+    # outside the default roots (the working directory, ~/.cache/worldstereo_ros) it is refused before any read
+    res = subprocess.run([sys.executable, "-m", "worldstereo_ros.ros.replay_node", "--ros-args", "-p",
+                          "folder:=/nonexistent"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "folder: '/nonexistent' resolves to" in res.stderr

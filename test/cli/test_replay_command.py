@@ -28,7 +28,8 @@ def test_replay_passes_ros_args_to_the_node(tmp_path):
     pytest.importorskip("rclpy", reason="rclpy not installed")
     missing = tmp_path / "missing"
     out = subprocess.run([sys.executable, "-m", "worldstereo_ros.cli", "replay", "--ros-args", "-p",
-                          f"folder:={missing}", "-p", "rate_hz:=5.0"], capture_output=True, text=True, timeout=120)
+                          f"folder:={missing}", "-p", f"allowed_roots:=['{tmp_path}']", "-p", "rate_hz:=5.0"],
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
     assert "unrecognized arguments" not in out.stderr
     assert out.stderr.strip().splitlines() == [f"replay_node: path: {missing} is not a folder"]
@@ -46,7 +47,8 @@ def test_the_node_declares_exactly_the_table(tmp_path):
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = ReplayNode(context=context, parameter_overrides=[Parameter("folder", value=str(tmp_path))])
+        node = ReplayNode(context=context, parameter_overrides=[Parameter("folder", value=str(tmp_path)),
+                                                                Parameter("allowed_roots", value=[str(tmp_path)])])
         declared = set(node._parameters) - {"use_sim_time", "start_type_description_service"}  # rclpy's own
         assert declared == {spec.name for spec in REPLAY_NODE_PARAMS}
         assert node.frames == [0] and node.rate_hz == 10.0

@@ -90,6 +90,7 @@ def test_replayed_7scenes_path_to_views_and_cache(redkitchen_dir, peer):
     from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
     replay = start_module(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
+                     "-p", f"allowed_roots:=['{redkitchen_dir}']",
                      "-p", "rate_hz:=5.0", "-p", "max_frames:=5", "-p", "loop:=true", "-p", "base_frame:=base_link",
                      "-p", f"base_to_camera:={EXTRINSIC}"])
     node = start_module(_node_args(10))

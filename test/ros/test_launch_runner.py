@@ -163,7 +163,8 @@ def test_replay_launch_file_runs_on_the_ros_graph(tmp_path):
     K = np.array([[17.0, 0.0, 7.5], [0.0, 19.0, 5.5], [0.0, 0.0, 1.0]])  # recognisable: this run's node
     _tiny_sequence(tmp_path / "seq", K)
     proc = subprocess.Popen([sys.executable, "-m", "worldstereo_ros.ros.launch_subset", "replay.launch.py",
-                             f"folder:={tmp_path / 'seq'}", "rate_hz:=20.0", "loop:=true"],
+                             f"folder:={tmp_path / 'seq'}", f"allowed_roots:=['{tmp_path}']", "rate_hz:=20.0",
+                             "loop:=true"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rclpy.init()
     node = rclpy.create_node("launch_runner_probe")

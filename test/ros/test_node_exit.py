@@ -80,7 +80,8 @@ def test_replay_node_exits_0_on_sigint_and_sigterm_at_30_hz(small_folder):
     # issue 15: 2 of 6 runs exited 1 with "RCLError: publisher's context is invalid"
     signals = [signal.SIGINT, signal.SIGTERM] * 10
     failures = _signal_trials("worldstereo_ros.ros.replay_node",
-                              ["-p", f"folder:={small_folder}", "-p", "rate_hz:=30.0", "-p", "loop:=true"],
+                              ["-p", f"folder:={small_folder}", "-p", f"allowed_roots:=['{small_folder}']",
+                               "-p", "rate_hz:=30.0", "-p", "loop:=true"],
                               "replaying", signals, batch=10, start_timeout_s=60.0)
     assert not failures, f"{len(failures)} of {len(signals)} runs did not exit 0: {failures}"
 

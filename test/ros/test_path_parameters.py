@@ -79,3 +79,15 @@ def test_a_node_given_a_path_outside_stops_with_one_line_and_code_2(root, module
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{name}: model_path: "), out.stderr
     assert "outside the allowed roots" in lines[0] and "symlinks" in lines[0]
+
+
+def test_replay_node_refuses_a_folder_outside_allowed_roots(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    out = subprocess.run([sys.executable, "-m", "worldstereo_ros.ros.replay_node", "--ros-args", "-p",
+                          f"folder:={root}/../outside", "-p", f"allowed_roots:=['{root}']"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("replay_node: folder:") and "outside the allowed roots" in line

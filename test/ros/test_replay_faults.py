@@ -63,7 +63,8 @@ def _replay(folder: Path, **overrides):
 
     from worldstereo_ros.ros.replay_node import ReplayNode
 
-    params = [Parameter("folder", value=str(folder)), *(Parameter(k, value=v) for k, v in overrides.items())]
+    params = [Parameter("folder", value=str(folder)), Parameter("allowed_roots", value=[str(folder)]),
+              *(Parameter(k, value=v) for k, v in overrides.items())]
     return ReplayNode(parameter_overrides=params)
 
 

@@ -56,8 +56,9 @@ class ParamSpec:
         return value
 
 
-#: Folders every path parameter (model_path, base_model_path, depth_model_path, state_dir) must resolve into; "." is the
-#: working directory at start-up. Shared by every node that takes paths (ros/path_parameters.py checks them).
+#: Folders every path parameter (model_path, base_model_path, depth_model_path, state_dir, replay_node's folder)
+#: must resolve into; "." is the working directory at start-up. Shared by every node that takes paths
+#: (ros/path_parameters.py checks them).
 ALLOWED_ROOTS = ParamSpec("allowed_roots", [".", "~/.cache/worldstereo_ros"], "Folders every path parameter "
                           "(model paths, state_dir) must resolve into ('..' and symlinks out refused); '.' = the "
                           "working directory at start-up, '~' = the home folder.", read_only=True)
@@ -177,7 +178,8 @@ PARAMS_BY_NAME = {p.name: p for p in IMAGINATION_NODE_PARAMS}
 
 #: replay_node's parameters (declared from this table; ``worldstereo-ros replay --help`` lists them).
 REPLAY_NODE_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("folder", "", "RGB-D sequence to replay: a 7-Scenes-style folder or a TUM RGB-D sequence."),
+    ParamSpec("folder", "", "RGB-D sequence to replay: a 7-Scenes-style folder or a TUM RGB-D sequence; must lie "
+              "inside allowed_roots."),
     ParamSpec("rate_hz", 10.0, "Frames published per second.", "Hz", 0.01, 1000.0),
     ParamSpec("fixed_frame", "map", "Parent frame of the replayed poses on /tf."),
     ParamSpec("camera_frame", "camera_color_optical_frame", "Optical frame of the images (header.frame_id)."),
@@ -189,6 +191,7 @@ REPLAY_NODE_PARAMS: tuple[ParamSpec, ...] = (
               "extrinsic base_to_camera on /tf_static; empty = fixed_frame -> camera_frame directly."),
     ParamSpec("base_to_camera", [0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5], "Camera optical frame on the base: x y z "
               "(m) qx qy qz qw; the default is REP 103 optical axes at the base origin."),
+    ALLOWED_ROOTS,
 )
 
 

@@ -1,8 +1,9 @@
 """Path parameters of the nodes confined to ``allowed_roots`` at start-up (issue 14 item 8).
 
-A node is told where its weights are (``model_path``, ``base_model_path``, ``depth_model_path``) by whoever can
-set its parameters; this module makes every such path resolve inside the folders of ``allowed_roots`` (default:
-the working directory at start-up and ``~/.cache/worldstereo_ros``), through
+A node is told where its weights are (``model_path``, ``base_model_path``, ``depth_model_path``), or
+replay_node which folder to read (``folder``), by whoever can set its parameters; this module makes every
+such path resolve inside the folders of ``allowed_roots`` (default: the working directory at start-up and
+``~/.cache/worldstereo_ros``), through
 :func:`worldstereo_ros.confinement.confine`, so ``model_path:=../../etc`` or a symlink that leads out of a root
 stops the node at start-up with one line naming the parameter (exit code 2, like any bad parameter).
 No rclpy here: the check works on the validated parameter dict.
@@ -17,7 +18,7 @@ from worldstereo_ros.confinement import confine
 from worldstereo_ros.errors import ConfigError
 
 #: Parameters holding a file or folder path, in any node; empty values mean "unused" and are not checked.
-PATH_PARAMETERS = ("model_path", "base_model_path", "depth_model_path")
+PATH_PARAMETERS = ("model_path", "base_model_path", "depth_model_path", "folder")
 
 
 def allowed_roots(values: dict[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from worldstereo_ros.ros.conversions.transforms import make_transform_stamped, p
 from worldstereo_ros.ros.diagnostics import ProblemLog
 from worldstereo_ros.ros.node_main import run_node
 from worldstereo_ros.ros.parameters import REPLAY_NODE_PARAMS, declare_params
+from worldstereo_ros.ros.path_parameters import confine_path_parameters
 from worldstereo_ros.ros.tf import TfBroadcaster
 
 
@@ -38,7 +39,8 @@ class ReplayNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("replay_node", **kwargs)
-        value = declare_params(self, REPLAY_NODE_PARAMS)  # ConfigError naming the parameter when out of range
+        # ConfigError naming the parameter when out of range; InputError when folder lies outside allowed_roots
+        value = confine_path_parameters(declare_params(self, REPLAY_NODE_PARAMS))
         self.folder_path = value["folder"]
         self.rate_hz = value["rate_hz"]
         self.fixed_frame = value["fixed_frame"]

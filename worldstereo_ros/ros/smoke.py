@@ -55,7 +55,7 @@ def run_smoke(out: str | os.PathLike, frames: int = 5, timeout_s: float = 30.0) 
     print(f"wrote {frames} synthetic RGB-D frames to {folder}")
 
     cmd = [sys.executable, "-m", "worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={folder}",
-           "-p", "rate_hz:=5.0", "-p", "loop:=true"]
+           "-p", f"allowed_roots:=['{folder}']", "-p", "rate_hz:=5.0", "-p", "loop:=true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rclpy.init()
     node = rclpy.create_node("worldstereo_smoke")

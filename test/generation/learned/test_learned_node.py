@@ -30,6 +30,7 @@ def test_node_imagines_with_the_learned_backend(redkitchen_dir):
     from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 
     replay = start_module(["worldstereo_ros.ros.replay_node", "--ros-args", "-p", f"folder:={redkitchen_dir}",
+                     "-p", f"allowed_roots:=['{redkitchen_dir}']",
                      "-p", "rate_hz:=5.0", "-p", "max_frames:=3", "-p", "loop:=true", "-p", "base_frame:=base_link",
                      "-p", f"base_to_camera:={EXTRINSIC}"])
     node = start_module(["worldstereo_ros.ros.imagination_node", "--ros-args", "-p", "backend:=learned",
