@@ -151,6 +151,7 @@ class Camera:
         from worldstereo_ros.datasets.procedural_scene import procedural_snapshot
 
         self.snap = procedural_snapshot(64, 48)
+        self.stamps: list[tuple[int, int]] = []  # (sec, nanosec) of every frame published, in order
         n = peer.node
         self.node = n
         self.pub_image = n.create_publisher(Image, "image", 5)
@@ -164,6 +165,7 @@ class Camera:
     def publish(self, rgb=None, depth=None, info=True, encoding=None) -> None:
         stamp = self.node.get_clock().now().to_msg()
         self.last_stamp = stamp
+        self.stamps.append((stamp.sec, stamp.nanosec))
         header = Header(stamp=stamp, frame_id="camera_optical")
         self.tf.send([make_transform_stamped("map", "base_link", self.T_world_base, stamp)])
         rgb = self.snap.rgb if rgb is None else rgb
