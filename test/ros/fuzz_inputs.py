@@ -195,9 +195,9 @@ def long_path(n: int) -> Path:
     return Path(header=header, poses=[PoseStamped(header=header, pose=straight_pose(i)) for i in range(n)])
 
 
-#: Path ids the node accepts or names (empty = "path_<i>"). Ids with spaces or slashes, and repeated ids, still
-#: reach the node's catch-all (``request.failed``): test_fuzz_callbacks.py keeps them as a strict xfail for
-#: imagination_node's owner; benchmarks/fuzz_node.py --hostile-ids sends them anyway and counts the escapes.
+#: Path ids the node accepts or names (empty = "path_<i>"). Ids with spaces or slashes, and repeated ids, are
+#: refused with the request naming ``paths[i].id`` (test_fuzz_callbacks.py); benchmarks/fuzz_node.py sends them
+#: too and counts any escape to the node's catch-all (``request.failed``).
 path_ids = st.from_regex(r"[A-Za-z0-9_.-]{0,12}", fullmatch=True)
 def _candidate_paths(ids: st.SearchStrategy[str]) -> st.SearchStrategy[CandidatePaths]:
     return st.builds(lambda items: CandidatePaths(paths=[CandidatePath(id=i, path=p) for i, p in items]),

@@ -210,6 +210,20 @@ def test_node_survives_fuzzed_inputs_counts_every_rejection_and_keeps_memory_fla
     assert h.node.stats["requests_done"] == done + 1, h.rejections()
 
 
+def test_a_path_beyond_the_cache_extent_is_refused_by_name(harness):
+    # found by benchmarks/fuzz_node.py: a path 1e7 m out (finite, under the converters' 1e9 m bound) reached the
+    # cache's merge and failed in the worker's catch-all
+    h = harness
+    h.good_snapshot()
+    before, named = h.node.problems.count(h.UNNAMED), h.node.problems.count("path.range")
+    path = long_path(3)
+    for ps in path.poses:
+        ps.pose.position.x += 1e7
+    h.request("_on_planned_path", path)
+    assert h.node.problems.count(h.UNNAMED) == before, h.rejections()
+    assert h.node.problems.count("path.range") == named + 1, h.rejections()
+
+
 @pytest.mark.parametrize("ids", [["left turn"], ["a/b"], ["same", "same"]])
 def test_a_bad_path_id_is_rejected_by_name(harness, ids):
     h = harness

@@ -21,6 +21,7 @@ from std_msgs.msg import Header
 
 from worldstereo_ros.errors import WorldStereoError
 from worldstereo_ros.geometry.trajectories import camera_poses_along_path
+from worldstereo_ros.memory.voxel_arrays import AXIS_OFFSET
 from worldstereo_ros.pipeline import Cancelled, ImaginationPipeline, PipelineConfig, Trajectory
 from worldstereo_ros.ros.conversions.transforms import matrices_to_pose_array, path_to_matrices
 from worldstereo_ros.ros.imagination_messages import (
@@ -159,7 +160,15 @@ class ImaginationWorker:
             T_base_cam = self.tf.lookup(self.p["base_frame"], camera_frame, 0, self.p["tf_timeout_s"])
         except TransformLookupError as err:
             raise RequestError("tf.path", f"path {path_id!r}: {err}") from None
-        return camera_poses_along_path(T_fixed_path, T_base_poses, T_base_cam, frames)
+        poses = camera_poses_along_path(T_fixed_path, T_base_poses, T_base_cam, frames)
+        # the cache cannot hold points beyond its extent; 10 % of it is left for what the cameras see
+        reach = 0.9 * AXIS_OFFSET * self._pipeline.cache.voxel_size_m
+        if np.abs(poses[:, :3, 3]).max() > reach:
+            raise RequestError("path.range", f"path {path_id!r}: camera positions reach "
+                                             f"{np.abs(poses[:, :3, 3]).max():.0f} m from the origin of "
+                                             f"{self.p['fixed_frame']!r}; the cache holds +-{reach:.0f} m at "
+                                             f"voxel_size_m = {self.p['voxel_size_m']}")
+        return poses
 
     def _run(self, request: ImagineRequest) -> None:
         t0 = time.perf_counter()
