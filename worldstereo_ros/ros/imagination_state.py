@@ -7,7 +7,7 @@ previous or the new complete file) on shutdown, on the ``save_state`` service (s
 ``save_period_s`` when the cache changed. With ``restore_on_start`` it loads them at start; a missing,
 truncated or corrupt file is logged with the file and the field and the node starts empty. The restored
 memories are published at once and kept when the first snapshot arrives (the snapshot is merged into
-them). ``state_dir`` must resolve inside ``allowed_roots`` (:func:`worldstereo_ros.confinement.confine`);
+them). ``state_dir`` must resolve inside ``allowed_roots`` (checked with the node's other path parameters);
 a path outside refuses the start (exit code 2).
 
 The save runs on the calling thread; it reads one immutable cache snapshot and a copy of the bank's list
@@ -19,8 +19,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from worldstereo_ros.confinement import confine
-from worldstereo_ros.errors import ConfigError, InputError
+from worldstereo_ros.errors import InputError
 from worldstereo_ros.io.cache_files import load_bank_npz, load_cache_npz, save_bank_npz, save_cache_npz
 
 CACHE_FILE = "global_cache.npz"
@@ -31,19 +30,14 @@ class StatePersistence:
     """The persistence half of the imagination node (module doc)."""
 
     def _init_state_dir(self) -> Path | None:
-        """The confined ``state_dir`` (created when missing), or None when persistence is off.
-
-        Raises:
-            ConfigError: ``state_dir`` resolves outside ``allowed_roots`` (field ``state_dir``).
+        """``state_dir`` (created when missing), or None when persistence is off; the node's parameters hold it
+        already confined to ``allowed_roots`` (:func:`~worldstereo_ros.ros.path_parameters.confine_path_parameters`).
         """
         self._save_lock = threading.Lock()
         self._saved_version = -1
         if not self.p["state_dir"]:
             return None
-        try:
-            folder = confine(self.p["state_dir"], self.p["allowed_roots"], "state_dir")
-        except InputError as err:
-            raise ConfigError("state_dir", err.problem) from None
+        folder = Path(self.p["state_dir"])
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

@@ -162,11 +162,10 @@ class ImaginationWorker:
             raise RequestError("tf.path", f"path {path_id!r}: {err}") from None
         poses = camera_poses_along_path(T_fixed_path, T_base_poses, T_base_cam, frames)
         # the cache cannot hold points beyond its extent; 10 % of it is left for what the cameras see
-        reach = 0.9 * AXIS_OFFSET * self._pipeline.cache.voxel_size_m
-        if np.abs(poses[:, :3, 3]).max() > reach:
-            raise RequestError("path.range", f"path {path_id!r}: camera positions reach "
-                                             f"{np.abs(poses[:, :3, 3]).max():.0f} m from the origin of "
-                                             f"{self.p['fixed_frame']!r}; the cache holds +-{reach:.0f} m at "
+        reach, farthest = 0.9 * AXIS_OFFSET * self._pipeline.cache.voxel_size_m, np.abs(poses[:, :3, 3]).max()
+        if farthest > reach:
+            raise RequestError("path.range", f"path {path_id!r}: camera positions reach {farthest:.0f} m from the "
+                                             f"origin of {self.p['fixed_frame']!r}; the cache holds +-{reach:.0f} m at "
                                              f"voxel_size_m = {self.p['voxel_size_m']}")
         return poses
 

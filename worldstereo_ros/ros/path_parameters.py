@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from worldstereo_ros.confinement import confine
-from worldstereo_ros.errors import ConfigError
+from worldstereo_ros.errors import ConfigError, InputError
 
 #: Parameters holding a file or folder path, in any node; empty values mean "unused" and are not checked.
-PATH_PARAMETERS = ("model_path", "base_model_path", "depth_model_path", "folder")
+PATH_PARAMETERS = ("model_path", "base_model_path", "depth_model_path", "state_dir", "folder")
 
 
 def allowed_roots(values: dict[str, Any]) -> list[str]:
@@ -41,12 +41,15 @@ def confine_path_parameters(values: dict[str, Any], names: Iterable[str] = PATH_
     they resolve to, each inside one of ``allowed_roots``; ``values`` itself is not changed.
 
     Raises:
-        InputError: naming the first path parameter that resolves outside every root.
-        ConfigError: a malformed ``allowed_roots``.
+        ConfigError: naming the first path parameter that resolves outside every root, or a malformed
+            ``allowed_roots``.
     """
     roots = allowed_roots(values)
     out = dict(values)
     for name in names:
         if out.get(name):
-            out[name] = str(confine(out[name], roots, name))
+            try:
+                out[name] = str(confine(out[name], roots, name))
+            except InputError as err:  # a path parameter is configuration: the node refuses to start
+                raise ConfigError(name, err.problem) from None
     return out
