@@ -38,6 +38,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=_frames, default="0-199,300-599",
                    help="frames of every sequence that training may use (default: the 7-Scenes training split)")
     p.add_argument("--pairs", type=int, default=240, help="forward-backward examples per sequence")
+    p.add_argument("--pipeline-pairs", type=int, default=0,
+                   help="pipeline examples per sequence: the cache of frame s rendered at frame t, the answer frame t")
     p.add_argument("--rooms", type=int, default=80, help="random procedural room examples")
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=4)
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     frames = _frames(args.frames) if isinstance(args.frames, str) else args.frames
     config = TrainConfig(out_dir=args.out, sequences=list(args.sequence), frames=frames,
-                         pairs_per_sequence=args.pairs, rooms=args.rooms, steps=args.steps,
+                         pairs_per_sequence=args.pairs, pipeline_pairs=args.pipeline_pairs, rooms=args.rooms,
+                         steps=args.steps,
                          batch_size=args.batch_size, crop=tuple(args.crop), lr=args.lr, epoch_steps=args.epoch_steps,
                          log_every=args.log_every,
                          seed=args.seed, threads=args.threads, cache_dir=args.cache_dir, resume=not args.no_resume,

@@ -360,8 +360,9 @@ class ImaginationPipeline:
         t0 = time.perf_counter()
         depth = np.asarray(frames.depth, dtype=np.float32)
         merge_depth = depth
+        unsure = None
         if frames.confidence is not None:
-            # only confidently imagined pixels reach the cache (issue 12); the views keep every pixel
+            # only confidently imagined pixels reach the cache and the keyframes (issue 12); the views keep every pixel
             unsure = np.asarray(frames.imagined, dtype=bool) & (np.asarray(frames.confidence) < MIN_IMAGINED_CONFIDENCE)
             merge_depth = np.where(unsure, 0.0, depth).astype(np.float32)
         xyz, rgb, conf, frame, is_imagined = reconstruct_points(
@@ -407,7 +408,9 @@ class ImaginationPipeline:
         t0 = time.perf_counter()
         if cfg.memory == "ggm+ssm":
             for i in keyframes:
-                self.bank.add(Keyframe.from_frame(frames.rgb[i], depth[i], K, T_world_cam[i], self._take_keyframe_id(),
+                # a keyframe is evidence for later views: unsure imagined pixels would let a guess confirm itself
+                kf_depth = depth[i] if unsure is None else np.where(unsure[i], 0.0, depth[i])
+                self.bank.add(Keyframe.from_frame(frames.rgb[i], kf_depth, K, T_world_cam[i], self._take_keyframe_id(),
                                                   trajectory.id))
         timings["bank"] += time.perf_counter() - t0
         return (np.asarray(frames.rgb, dtype=np.float32), depth, np.asarray(frames.imagined, dtype=bool),

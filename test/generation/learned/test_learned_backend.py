@@ -132,13 +132,18 @@ def snapshot():
 
 
 def test_pipeline_merges_only_confident_imagined_points(snapshot):
-    sizes = {}
+    sizes, keyframe_points = {}, {}
     for conf in (0.2, 0.9):
-        pipe = ImaginationPipeline(PipelineConfig(voxel_size_m=0.04), backend=_Constant(conf)).initialize(snapshot)
+        pipe = ImaginationPipeline(PipelineConfig(voxel_size_m=0.04, keyframe_stride=1),
+                                   backend=_Constant(conf)).initialize(snapshot)
         before = len(pipe.cache)
-        pipe.run([Trajectory("right", _path(snapshot.T_world_cam, 3, 0.6))])
+        [run] = pipe.run([Trajectory("right", _path(snapshot.T_world_cam, 3, 0.6))])
         sizes[conf] = len(pipe.cache) - before
+        # the keyframes are evidence for later views too: they hold the unsure imagined pixels without depth
+        last = list(pipe.bank)[-1]
+        keyframe_points[conf] = int((last.depth[run.imagined[-1]] > 0).sum())
     assert sizes[0.2] == 0 and sizes[0.9] > 0
+    assert keyframe_points[0.2] == 0 and keyframe_points[0.9] > 0
 
 
 def test_backend_through_the_pipeline(snapshot, tiny_weights):
@@ -269,3 +274,22 @@ def test_network_sees_the_render_and_the_output_the_detail(tiny_weights):
     assert np.allclose(detail.rgb[0][~hole], 0.9, atol=1e-5)  # observed pixels: the reference's colours
     np.testing.assert_allclose(detail.rgb[0][hole], plain.rgb[0][hole], atol=1e-6)
     assert not np.allclose(to_net.rgb[0][hole], plain.rgb[0][hole], atol=1e-4)
+
+
+def test_prefetching_the_condition_changes_no_output(tiny_weights):
+    request = _request(n=4)
+    request.references = [request.references[0]] * 4  # every frame has a reference: detail, prior and carry run
+    outputs = [create_backend("learned", model_path=tiny_weights, prefetch=prefetch).generate(request)
+               for prefetch in (False, True)]
+    for name in ("rgb", "depth", "confidence"):
+        assert np.array_equal(getattr(outputs[0], name), getattr(outputs[1], name)), name
+    assert set(outputs[1].timings_s) == {"condition", "network"}
+
+
+def test_an_error_in_a_prefetched_frame_reaches_the_caller(tiny_weights):
+    request = _request(n=3)
+    bad = request.references[0][0]
+    request.references[2] = [Reference(rgb=bad.rgb[:10], depth=bad.depth, pointmap=bad.pointmap, K=bad.K,
+                                       T_world_cam=bad.T_world_cam, score=1.0, keyframe_id=9)]
+    with pytest.raises(InputError, match="keyframe 9"):
+        create_backend("learned", model_path=tiny_weights, reference_detail=False).generate(request)

@@ -50,3 +50,25 @@ def test_evaluation_scores_every_method_on_the_same_holes(tmp_path):
     assert set(images) == {"condition", "truth", "telea", "render_fill", "learned"}
     table = format_table(results)
     assert table.count("\n") == 4 and "| learned |" in table
+
+
+def test_pipeline_examples_condition_on_the_cache_render_and_answer_with_the_later_frame(redkitchen_dir, tmp_path):
+    from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
+    from worldstereo_ros.generation.learned.data import example_tensors, pipeline_source
+
+    source = pipeline_source(redkitchen_dir, TRAIN_FRAMES, 2, seed=3, cache_dir=tmp_path)
+    assert all({s, t} <= set(TRAIN_FRAMES) and 4 <= abs(s - t) <= 60 for _, s, t in source.specs)
+    example = source[0]
+    _, s, t = source.specs[0]
+    truth = RgbdFolder(redkitchen_dir).read(t)
+    assert np.array_equal(example.rgb, truth.rgb)  # the answer is the real later frame
+    observed = ~example.hole
+    assert 0.02 < example.hole.mean() < 0.98
+    assert np.all(example.cond_depth[observed] > 0) and np.all(example.cond_depth[example.hole] == 0)
+    assert not np.array_equal(example.cond_rgb[observed], example.rgb[observed])  # the render, not the answer
+    again = FillExample.load(source.path(0))  # the condition survives the cache
+    assert np.array_equal(again.cond_rgb, example.cond_rgb) and np.array_equal(again.hole, example.hole)
+    x, rgb, _, hole, _ = example_tensors(example)
+    assert np.allclose(x[0:3][:, observed], example.cond_rgb[observed].T / 255.0, atol=1e-6)
+    assert np.allclose(rgb[:, observed], example.rgb[observed].T / 255.0, atol=1e-6)
+    assert np.array_equal(hole[0].astype(bool), example.hole)

@@ -123,11 +123,14 @@ def fast_telea(rgb: np.ndarray, hole: np.ndarray, band_px: int = 3) -> np.ndarra
     return out
 
 
-def build_input_hwc(cond_rgb: np.ndarray, cond_depth: np.ndarray, hole: np.ndarray, ref_rgb: np.ndarray,
-                    ref_depth: np.ndarray, ref_valid: np.ndarray, scale: float | None = None,
-                    prior: str = "telea") -> tuple[np.ndarray, float]:
-    """:func:`build_input` as (H, W, C) float32: the same values, laid out as channels-last convolutions read
-    them (``torch.from_numpy(x).permute(2, 0, 1)[None]`` is then channels-last with no copy).
+def _masked_rgb(cond_rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    rgb = np.clip(cond_rgb, 0.0, 1.0, dtype=np.float32)
+    np.copyto(rgb, np.float32(0.0), where=hole[..., None])
+    return rgb
+
+
+def prior_fill(cond_rgb: np.ndarray, hole: np.ndarray, prior: str = "telea") -> np.ndarray:
+    """The classical prior channel: (H, W, 3) float32 in [0, 1], ``cond_rgb`` (clipped) with ``hole`` filled.
 
     ``prior`` (one of :data:`PRIORS`): ``"telea"`` (:func:`telea_inpaint`, radius 3: what training uses),
     ``"telea_r2"`` (radius 2: about 40 % less Telea time) or ``"fast"`` (:func:`fast_telea`).
@@ -135,10 +138,27 @@ def build_input_hwc(cond_rgb: np.ndarray, cond_depth: np.ndarray, hole: np.ndarr
     if prior not in PRIORS:
         raise InputError("prior", f"expected one of {', '.join(PRIORS)}, got {prior!r}")
     hole = np.asarray(hole, dtype=bool)
+    rgb = _masked_rgb(cond_rgb, hole)
+    if prior == "fast":
+        return fast_telea(rgb, hole)
+    return telea_inpaint(rgb, hole, 2.0 if prior == "telea_r2" else TELEA_RADIUS_PX)
+
+
+def build_input_hwc(cond_rgb: np.ndarray, cond_depth: np.ndarray, hole: np.ndarray, ref_rgb: np.ndarray,
+                    ref_depth: np.ndarray, ref_valid: np.ndarray, scale: float | None = None,
+                    prior: str = "telea", prior_rgb: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """:func:`build_input` as (H, W, C) float32: the same values, laid out as channels-last convolutions read
+    them (``torch.from_numpy(x).permute(2, 0, 1)[None]`` is then channels-last with no copy).
+
+    ``prior``: the prior channel's variant (:func:`prior_fill`); ``prior_rgb``: that channel already computed
+    (``prior_fill(cond_rgb, hole, prior)``, e.g. on another thread), used as given.
+    """
+    if prior not in PRIORS:
+        raise InputError("prior", f"expected one of {', '.join(PRIORS)}, got {prior!r}")
+    hole = np.asarray(hole, dtype=bool)
     h, w = hole.shape
     observed = ~hole
-    rgb = np.clip(cond_rgb, 0.0, 1.0, dtype=np.float32)
-    np.copyto(rgb, np.float32(0.0), where=hole[..., None])
+    rgb = _masked_rgb(cond_rgb, hole)
     depth = np.where(observed, cond_depth, np.float32(0.0)).astype(np.float32, copy=False)
     if scale is None:
         scale = depth_scale(depth)
@@ -147,8 +167,7 @@ def build_input_hwc(cond_rgb: np.ndarray, cond_depth: np.ndarray, hole: np.ndarr
     x[..., 0:3] = rgb
     x[..., 3] = hole
     x[..., 4] = inverse_depth(depth, scale)
-    x[..., 5:8] = (fast_telea(rgb, hole) if prior == "fast"
-                   else telea_inpaint(rgb, hole, 2.0 if prior == "telea_r2" else TELEA_RADIUS_PX))
+    x[..., 5:8] = prior_fill(rgb, hole, prior) if prior_rgb is None else prior_rgb
     np.multiply(ref_rgb, ref_valid[..., None], out=x[..., 8:11])
     x[..., 11] = ref_valid
     x[..., 12] = inverse_depth(np.where(ref_valid, ref_depth, np.float32(0.0)), scale)

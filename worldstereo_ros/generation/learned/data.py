@@ -5,6 +5,11 @@ that a round trip through a partner pose ``j`` opens (:func:`~worldstereo_ros.ge
 forward_backward_holes`), plus a reference keyframe ``k`` reprojected into ``i`` through its pointmap (the
 SSM condition the pipeline's retrieval supplies). The answer is frame ``i`` itself.
 
+A *pipeline* example (:func:`pipeline_source`) is what the backend sees at inference: the pipeline is
+initialised from frame ``s`` and its cache rendered at the pose of frame ``t`` (the condition, with the
+voxel cache's quantisation and the colours of frame ``s``), frame ``s`` reprojected into ``t`` as the
+reference (what retrieval returns from a one-snapshot bank); the answer is the real frame ``t``.
+
 Frames of a sequence are chosen with :func:`~worldstereo_ros.geometry.forward_backward.sample_pairs` inside
 the allowed split only (both ``i``, ``j`` and the reference ``k``), so a tuning split never sees report frames.
 Building one example at 640 x 480 takes about a second, so examples are cached on disk as ``.npz``
@@ -41,6 +46,8 @@ class FillExample:
         hole: (H, W) bool pixels to imagine. ref_rgb: (H, W, 3) uint8, ref_depth: (H, W) float32 metres and
         ref_valid: (H, W) bool: the reference keyframe reprojected into the target. K: (3, 3) float64.
         name: where it came from (``"redkitchen i=10 j=40 k=20"``).
+        cond_rgb: (H, W, 3) uint8 and cond_depth: (H, W) float32 metres: the condition's observed pixels when
+        they are not the answer's own (pipeline examples: the cache render); None = ``rgb`` / ``depth``.
     """
 
     rgb: np.ndarray
@@ -51,20 +58,31 @@ class FillExample:
     ref_valid: np.ndarray
     K: np.ndarray
     name: str
+    cond_rgb: np.ndarray | None = None
+    cond_depth: np.ndarray | None = None
+
+    @property
+    def condition(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb uint8, depth metres) of the condition's observed pixels (the answer's own by default)."""
+        return (self.rgb if self.cond_rgb is None else self.cond_rgb,
+                self.depth if self.cond_depth is None else self.cond_depth)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
+        extra = {} if self.cond_rgb is None else {"cond_rgb": self.cond_rgb,
+                                                   "cond_depth": self.cond_depth.astype(np.float16)}
         np.savez(tmp, rgb=self.rgb, depth=self.depth.astype(np.float16), hole=self.hole, ref_rgb=self.ref_rgb,
                  ref_depth=self.ref_depth.astype(np.float16), ref_valid=self.ref_valid, K=self.K,
-                 name=np.array(self.name))
+                 name=np.array(self.name), **extra)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "FillExample":
         with np.load(path) as z:
+            cond = (z["cond_rgb"], z["cond_depth"].astype(np.float32)) if "cond_rgb" in z.files else (None, None)
             return cls(z["rgb"], z["depth"].astype(np.float32), z["hole"], z["ref_rgb"],
-                       z["ref_depth"].astype(np.float32), z["ref_valid"], z["K"], str(z["name"]))
+                       z["ref_depth"].astype(np.float32), z["ref_valid"], z["K"], str(z["name"]), *cond)
 
 
 def _reference_layer(rgb: np.ndarray, depth: np.ndarray, K_ref: np.ndarray, T_world_ref: np.ndarray,
@@ -170,6 +188,49 @@ def rgbd_source(folder: str | Path, frames: tuple[int, ...] | list[int], count: 
     return ExampleSource(specs, build, cache_dir, "rgbd")
 
 
+def pipeline_example(rgb_s: np.ndarray, depth_s: np.ndarray, T_s: np.ndarray, rgb_t: np.ndarray,
+                     depth_t: np.ndarray, T_t: np.ndarray, K: np.ndarray, name: str) -> FillExample:
+    """The pipeline's own condition for frame t from a snapshot of frame s (module doc); uint8 rgb, metres."""
+    from worldstereo_ros.pipeline.config import PipelineConfig  # the pipeline sits above generation
+    from worldstereo_ros.pipeline.loop import ImaginationPipeline
+    from worldstereo_ros.snapshot import Snapshot
+
+    h, w = depth_t.shape
+    pipe = ImaginationPipeline(PipelineConfig(backend="render_fill"))
+    pipe.initialize(Snapshot.create(rgb_s, depth_s, K, T_s, frame_id="train"))
+    T_cw = torch.linalg.inv(torch.as_tensor(T_t, dtype=torch.float64))
+    cond = pipe.cache.render(torch.as_tensor(K), T_cw, h, w, splat_px=pipe.config.splat_px)
+    observed = cond.mask[0].cpu().numpy().astype(bool)
+    cond_rgb = np.where(observed[..., None], cond.rgb[0].cpu().numpy(), 0.0)
+    cond_depth = np.where(observed, cond.depth[0].cpu().numpy(), 0.0).astype(np.float32)
+    ref_rgb, ref_depth, ref_valid = _reference_layer(rgb_s.astype(np.float32) / 255.0, depth_s, K, T_s, K, T_t, h, w)
+    to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    truth_depth = np.where(np.isfinite(depth_t) & (depth_t > 0), depth_t, 0.0).astype(np.float32)
+    return FillExample(rgb=rgb_t.astype(np.uint8), depth=truth_depth, hole=~observed, ref_rgb=to8(ref_rgb),
+                       ref_depth=ref_depth, ref_valid=ref_valid, K=np.asarray(K, np.float64), name=name,
+                       cond_rgb=to8(cond_rgb), cond_depth=cond_depth)
+
+
+def pipeline_source(folder: str | Path, frames: tuple[int, ...] | list[int], count: int, seed: int,
+                    min_offset: int = 4, max_offset: int = 60, cache_dir: Path | None = None) -> ExampleSource:
+    """Pipeline examples (module doc) from an RGB-D sequence in the 7-Scenes layout, using only ``frames``:
+    pairs (s, t) drawn as :func:`rgbd_source` draws them, both inside ``frames``."""
+    seq = RgbdFolder(folder)
+    allowed = sorted(set(int(f) for f in frames) & set(seq.indices))
+    if not allowed:
+        raise InputError("frames", f"none of the requested frames exist in {folder}")
+    specs = [(str(Path(folder).resolve()), int(s), int(t))
+             for s, t in sample_pairs(allowed, count, min_offset, max_offset, seed)]
+
+    def build(spec: tuple) -> FillExample:
+        _, s, t = spec
+        fs, ft = seq.read(s), seq.read(t)
+        return pipeline_example(fs.rgb, fs.depth, fs.T_world_cam, ft.rgb, ft.depth, ft.T_world_cam, seq.K,
+                                f"{Path(folder).name} pipeline s={s} t={t}")
+
+    return ExampleSource(specs, build, cache_dir, "pipeline")
+
+
 def rooms_source(count: int, seed: int, width: int = 640, height: int = 480, spacing_m: float = 0.015,
                  cache_dir: Path | None = None) -> ExampleSource:
     """Examples from random procedural rooms (:mod:`worldstereo_ros.datasets.random_rooms`), one room each."""
@@ -212,20 +273,21 @@ def example_tensors(example: FillExample, drop_reference: bool = False, gain: fl
     """
     rgb, ref = example.rgb, example.ref_rgb
     depth, hole, ref_depth, ref_valid = example.depth, example.hole, example.ref_depth, example.ref_valid
+    cond_rgb, cond_depth = example.condition
+    layers = (rgb, ref, depth, hole, ref_depth, ref_valid, cond_rgb, cond_depth)
     if crop is not None:  # crop first: converting whole frames to float would cost more than the crop's work
         top, left, ch, cw = crop
         sl = (slice(top, top + ch), slice(left, left + cw))
-        rgb, ref, depth, hole, ref_depth, ref_valid = (a[sl] for a in (rgb, ref, depth, hole, ref_depth, ref_valid))
-    rgb = rgb.astype(np.float32) / 255.0
-    ref = ref.astype(np.float32) / 255.0
+        layers = tuple(a[sl] for a in layers)
     if flip:
-        rgb, ref, depth, hole, ref_depth, ref_valid = (a[:, ::-1]
-                                                       for a in (rgb, ref, depth, hole, ref_depth, ref_valid))
-    rgb = np.clip(rgb * gain, 0, 1)
-    ref = np.clip(ref * gain, 0, 1)
+        layers = tuple(a[:, ::-1] for a in layers)
+    rgb, ref, depth, hole, ref_depth, ref_valid, cond_rgb, cond_depth = layers
+    rgb = np.clip(rgb.astype(np.float32) * np.float32(gain / 255.0), 0, 1)
+    ref = np.clip(ref.astype(np.float32) * np.float32(gain / 255.0), 0, 1)
+    cond_rgb = np.clip(cond_rgb.astype(np.float32) * np.float32(gain / 255.0), 0, 1)
     if drop_reference:
         ref_valid = np.zeros_like(ref_valid)
-    x, scale = build_input(rgb, depth, hole, ref, ref_depth, ref_valid)
+    x, scale = build_input(cond_rgb, cond_depth, hole, ref, ref_depth, ref_valid)
     valid = depth > 0
     inv = np.where(valid, scale / np.maximum(depth, 1e-6), 0.0).astype(np.float32)
     return (x, np.ascontiguousarray(rgb.transpose(2, 0, 1)), inv[None], hole[None].astype(np.float32),

@@ -37,6 +37,7 @@ from worldstereo_ros.generation.learned.data import (
     TRAIN_FRAMES,
     FillExample,
     example_tensors,
+    pipeline_source,
     rgbd_source,
     rooms_source,
     sample_batch,
@@ -53,7 +54,9 @@ class TrainConfig:
         out_dir: folder for checkpoints, losses and sample images.
         sequences: RGB-D folders (7-Scenes layout) to draw pairs from; may be empty.
         frames: frame indices allowed in every sequence (default: the 7-Scenes training split).
-        pairs_per_sequence: examples drawn per sequence. rooms: random procedural room examples.
+        pairs_per_sequence: forward-backward examples drawn per sequence. pipeline_pairs: pipeline examples
+            (the cache of frame s rendered at frame t, :func:`.data.pipeline_source`) per sequence.
+            rooms: random procedural room examples.
         steps: optimiser steps in total. batch_size: crops per step. crop: (height, width) of the crops,
             multiples of 32. lr: Adam learning rate (cosine decay to 5 % over ``steps``).
         epoch_steps: steps per epoch (checkpoint, samples PNG). log_every: steps per CSV row.
@@ -71,6 +74,7 @@ class TrainConfig:
     sequences: list[Path] = field(default_factory=list)
     frames: tuple[int, ...] = TRAIN_FRAMES
     pairs_per_sequence: int = 240
+    pipeline_pairs: int = 0
     rooms: int = 80
     steps: int = 3000
     batch_size: int = 4
@@ -94,8 +98,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(name, f"expected an int >= 1, got {value!r}")
-        if self.pairs_per_sequence < 0 or self.rooms < 0:
-            raise InputError("rooms", "pairs_per_sequence and rooms must be >= 0")
+        for name in ("pairs_per_sequence", "pipeline_pairs", "rooms"):
+            if getattr(self, name) < 0:
+                raise InputError(name, f"expected >= 0, got {getattr(self, name)!r}")
         if not self.sequences and self.rooms == 0:
             raise InputError("sequences", "no training data: give a sequence or rooms > 0")
         if self.sequences and self.pairs_per_sequence == 0:
@@ -232,6 +237,9 @@ def train(config: TrainConfig) -> TrainResult:
     # 1. data: deterministic example lists (built lazily, interleaved with the first steps)
     sources = [rgbd_source(seq, config.frames, config.pairs_per_sequence, config.seed + n, cache_dir=cache)
                for n, seq in enumerate(config.sequences)]
+    if config.pipeline_pairs:
+        sources += [pipeline_source(seq, config.frames, config.pipeline_pairs, config.seed + 500 + n, cache_dir=cache)
+                    for n, seq in enumerate(config.sequences)]
     if config.rooms:
         sources.append(rooms_source(config.rooms, config.seed, config.room_size[1], config.room_size[0],
                                     cache_dir=cache))
