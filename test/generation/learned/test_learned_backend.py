@@ -259,6 +259,20 @@ def test_only_reference_seen_pixels_are_confident_and_take_the_reference_depth(t
     assert not np.allclose(own.depth[0][hole & seen], 3.5)
     with pytest.raises(InputError, match="reference_depth"):
         create_backend("learned", model_path=tiny_weights, reference_depth=1)
+    # the seen pixels' confidence: 1 by default (their depth is a measurement), the network's own on request
+    assert np.all(frames.confidence[0][hole & seen] == 1.0)
+    net = create_backend("learned", model_path=tiny_weights, reference_detail=False, temporal_min_confidence=0.0,
+                         reference_confidence=None).generate(request)
+    assert np.all(net.confidence[0][hole & unseen] == 0.0)
+    assert 0.0 < net.confidence[0][hole & seen].min() and net.confidence[0][hole & seen].max() < 1.0
+    # with agreement the network's depth must meet the reference's (3.5 m): a tiny random net's does not
+    strict = create_backend("learned", model_path=tiny_weights, reference_detail=False, reference_depth=False,
+                            agreement=0.01).generate(request)
+    agree = np.abs(strict.depth[0] - 3.5) <= 0.035
+    assert np.all(strict.confidence[0][hole & seen & ~agree] == 0.0)
+    for name, value in (("reference_confidence", 1.5), ("agreement", 0.0), ("agreement", True)):
+        with pytest.raises(InputError, match=name):
+            create_backend("learned", model_path=tiny_weights, **{name: value})
 
 
 def test_network_sees_the_render_and_the_output_the_detail(tiny_weights):
