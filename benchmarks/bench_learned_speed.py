@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prior", choices=PRIORS, default="telea",
                    help="the learned backend's prior channel (telea: radius 3, as trained; telea_r2: radius 2; "
                    "fast: half-resolution Telea)")
+    p.add_argument("--without-prefetch", action="store_true",
+                   help="also time the learned backend with prefetch=False (its condition built on the same thread)")
     p.add_argument("--cache-dir", type=Path, default=Path("outputs/eval-examples"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     request = _stack([request_for(source[i], with_reference=True) for i in range(len(source))])
     backends = {"render_fill": create_backend("render_fill"),
                 "learned": create_backend("learned", model_path=args.model, prior=args.prior)}
+    if args.without_prefetch:
+        backends["learned, no prefetch"] = create_backend("learned", model_path=args.model, prior=args.prior,
+                                                          prefetch=False)
     for backend in backends.values():  # warm-up (allocations, one-time kernels)
         backend.generate(_stack([request_for(source[0], with_reference=True)]))
     seconds = {name: [] for name in backends}
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         rate[name] = request.num_frames / min(s)
         print(f"| {name} | {rate[name]:.2f} | {request.num_frames / float(np.mean(s)):.2f} |")
     print(f"learned / render_fill speed ratio (best runs): {rate['learned'] / rate['render_fill']:.2f}")
+    if args.without_prefetch:
+        print(f"learned with / without prefetch (best runs): {rate['learned'] / rate['learned, no prefetch']:.2f}")
     print("learned stages (best run, ms per view): " + ", ".join(f"{k} {1000 * v / request.num_frames:.0f}"
                                                                  for k, v in stages.items()))
     return 0
