@@ -63,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
     """Train with the parsed arguments; prints where the weights went."""
     # lazy: keeps --help and the other commands fast (package doc)
     from worldstereo_ros.generation.learned.train import TrainConfig, train
+    from worldstereo_ros.pipeline.condition import render_condition
 
     frames = _frames(args.frames) if isinstance(args.frames, str) else args.frames
     config = TrainConfig(out_dir=args.out, sequences=list(args.sequence), frames=frames,
-                         pairs_per_sequence=args.pairs, pipeline_pairs=args.pipeline_pairs, rooms=args.rooms,
+                         pairs_per_sequence=args.pairs, pipeline_pairs=args.pipeline_pairs,
+                         render_condition=render_condition, rooms=args.rooms,
                          steps=args.steps,
                          batch_size=args.batch_size, crop=tuple(args.crop), lr=args.lr, epoch_steps=args.epoch_steps,
                          log_every=args.log_every,

@@ -359,8 +359,7 @@ class ImaginationPipeline:
         report("reconstruct", stop)
         t0 = time.perf_counter()
         depth = np.asarray(frames.depth, dtype=np.float32)
-        merge_depth = depth
-        unsure = None
+        merge_depth, unsure = depth, None
         if frames.confidence is not None:
             # only confidently imagined pixels reach the cache and the keyframes (issue 12); the views keep every pixel
             unsure = np.asarray(frames.imagined, dtype=bool) & (np.asarray(frames.confidence) < MIN_IMAGINED_CONFIDENCE)

@@ -55,8 +55,10 @@ def test_evaluation_scores_every_method_on_the_same_holes(tmp_path):
 def test_pipeline_examples_condition_on_the_cache_render_and_answer_with_the_later_frame(redkitchen_dir, tmp_path):
     from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
     from worldstereo_ros.generation.learned.data import example_tensors, pipeline_source
+    from worldstereo_ros.pipeline.condition import render_condition
 
-    source = pipeline_source(redkitchen_dir, TRAIN_FRAMES, 2, seed=3, cache_dir=tmp_path)
+    source = pipeline_source(redkitchen_dir, TRAIN_FRAMES, 2, seed=3, render_condition=render_condition,
+                             cache_dir=tmp_path)
     assert all({s, t} <= set(TRAIN_FRAMES) and 4 <= abs(s - t) <= 60 for _, s, t in source.specs)
     example = source[0]
     _, s, t = source.specs[0]

@@ -68,6 +68,8 @@ def test_bad_config_names_the_field(tmp_path):
         TrainConfig(out_dir=tmp_path, rooms=0).check()
     with pytest.raises(InputError, match="pipeline_pairs"):
         TrainConfig(out_dir=tmp_path, rooms=1, pipeline_pairs=-1).check()
+    with pytest.raises(InputError, match="render_condition"):
+        TrainConfig(out_dir=tmp_path, sequences=[tmp_path], pipeline_pairs=2).check()
 
 
 def test_ssim_of_identical_images_is_one():

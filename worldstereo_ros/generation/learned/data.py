@@ -19,6 +19,7 @@ Building one example at 640 x 480 takes about a second, so examples are cached o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,33 +189,34 @@ def rgbd_source(folder: str | Path, frames: tuple[int, ...] | list[int], count: 
     return ExampleSource(specs, build, cache_dir, "rgbd")
 
 
-def pipeline_example(rgb_s: np.ndarray, depth_s: np.ndarray, T_s: np.ndarray, rgb_t: np.ndarray,
-                     depth_t: np.ndarray, T_t: np.ndarray, K: np.ndarray, name: str) -> FillExample:
-    """The pipeline's own condition for frame t from a snapshot of frame s (module doc); uint8 rgb, metres."""
-    from worldstereo_ros.pipeline.config import PipelineConfig  # the pipeline sits above generation
-    from worldstereo_ros.pipeline.loop import ImaginationPipeline
-    from worldstereo_ros.snapshot import Snapshot
+#: (rgb_s, depth_s, K, T_world_s, T_world_t, height, width) -> (rgb (H, W, 3) float [0, 1], depth (H, W) metres,
+#: observed (H, W) bool): the cache of frame s rendered at pose t (``pipeline.condition.render_condition``; the
+#: pipeline sits above this layer, so the caller hands it in)
+ConditionRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int],
+                             tuple[np.ndarray, np.ndarray, np.ndarray]]
 
+
+def pipeline_example(rgb_s: np.ndarray, depth_s: np.ndarray, T_s: np.ndarray, rgb_t: np.ndarray,
+                     depth_t: np.ndarray, T_t: np.ndarray, K: np.ndarray, name: str,
+                     render_condition: ConditionRenderer) -> FillExample:
+    """The pipeline's own condition for frame t from a snapshot of frame s (module doc); uint8 rgb, metres."""
     h, w = depth_t.shape
-    pipe = ImaginationPipeline(PipelineConfig(backend="render_fill"))
-    pipe.initialize(Snapshot.create(rgb_s, depth_s, K, T_s, frame_id="train"))
-    T_cw = torch.linalg.inv(torch.as_tensor(T_t, dtype=torch.float64))
-    cond = pipe.cache.render(torch.as_tensor(K), T_cw, h, w, splat_px=pipe.config.splat_px)
-    observed = cond.mask[0].cpu().numpy().astype(bool)
-    cond_rgb = np.where(observed[..., None], cond.rgb[0].cpu().numpy(), 0.0)
-    cond_depth = np.where(observed, cond.depth[0].cpu().numpy(), 0.0).astype(np.float32)
+    cond_rgb, cond_depth, observed = render_condition(rgb_s, depth_s, K, T_s, T_t, h, w)
     ref_rgb, ref_depth, ref_valid = _reference_layer(rgb_s.astype(np.float32) / 255.0, depth_s, K, T_s, K, T_t, h, w)
     to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
     truth_depth = np.where(np.isfinite(depth_t) & (depth_t > 0), depth_t, 0.0).astype(np.float32)
     return FillExample(rgb=rgb_t.astype(np.uint8), depth=truth_depth, hole=~observed, ref_rgb=to8(ref_rgb),
                        ref_depth=ref_depth, ref_valid=ref_valid, K=np.asarray(K, np.float64), name=name,
-                       cond_rgb=to8(cond_rgb), cond_depth=cond_depth)
+                       cond_rgb=to8(np.where(observed[..., None], cond_rgb, 0.0)),
+                       cond_depth=np.where(observed, cond_depth, 0.0).astype(np.float32))
 
 
 def pipeline_source(folder: str | Path, frames: tuple[int, ...] | list[int], count: int, seed: int,
-                    min_offset: int = 4, max_offset: int = 60, cache_dir: Path | None = None) -> ExampleSource:
+                    render_condition: ConditionRenderer, min_offset: int = 4, max_offset: int = 60,
+                    cache_dir: Path | None = None) -> ExampleSource:
     """Pipeline examples (module doc) from an RGB-D sequence in the 7-Scenes layout, using only ``frames``:
-    pairs (s, t) drawn as :func:`rgbd_source` draws them, both inside ``frames``."""
+    pairs (s, t) drawn as :func:`rgbd_source` draws them, both inside ``frames``; ``render_condition`` draws the
+    cache of s at t."""
     seq = RgbdFolder(folder)
     allowed = sorted(set(int(f) for f in frames) & set(seq.indices))
     if not allowed:
@@ -226,7 +228,7 @@ def pipeline_source(folder: str | Path, frames: tuple[int, ...] | list[int], cou
         _, s, t = spec
         fs, ft = seq.read(s), seq.read(t)
         return pipeline_example(fs.rgb, fs.depth, fs.T_world_cam, ft.rgb, ft.depth, ft.T_world_cam, seq.K,
-                                f"{Path(folder).name} pipeline s={s} t={t}")
+                                f"{Path(folder).name} pipeline s={s} t={t}", render_condition)
 
     return ExampleSource(specs, build, cache_dir, "pipeline")
 

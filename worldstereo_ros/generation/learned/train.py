@@ -35,6 +35,7 @@ from tqdm import tqdm
 from worldstereo_ros.errors import InputError
 from worldstereo_ros.generation.learned.data import (
     TRAIN_FRAMES,
+    ConditionRenderer,
     FillExample,
     example_tensors,
     pipeline_source,
@@ -55,7 +56,8 @@ class TrainConfig:
         sequences: RGB-D folders (7-Scenes layout) to draw pairs from; may be empty.
         frames: frame indices allowed in every sequence (default: the 7-Scenes training split).
         pairs_per_sequence: forward-backward examples drawn per sequence. pipeline_pairs: pipeline examples
-            (the cache of frame s rendered at frame t, :func:`.data.pipeline_source`) per sequence.
+            (the cache of frame s rendered at frame t, :func:`.data.pipeline_source`) per sequence, drawn by
+            ``render_condition`` (``pipeline.condition.render_condition``: the pipeline sits above this layer).
             rooms: random procedural room examples.
         steps: optimiser steps in total. batch_size: crops per step. crop: (height, width) of the crops,
             multiples of 32. lr: Adam learning rate (cosine decay to 5 % over ``steps``).
@@ -75,6 +77,7 @@ class TrainConfig:
     frames: tuple[int, ...] = TRAIN_FRAMES
     pairs_per_sequence: int = 240
     pipeline_pairs: int = 0
+    render_condition: ConditionRenderer | None = None
     rooms: int = 80
     steps: int = 3000
     batch_size: int = 4
@@ -103,6 +106,9 @@ class TrainConfig:
                 raise InputError(name, f"expected >= 0, got {getattr(self, name)!r}")
         if not self.sequences and self.rooms == 0:
             raise InputError("sequences", "no training data: give a sequence or rooms > 0")
+        if self.sequences and self.pipeline_pairs and self.render_condition is None:
+            raise InputError("render_condition", "pipeline_pairs need the pipeline's condition renderer "
+                             "(worldstereo_ros.pipeline.condition.render_condition)")
         if self.sequences and self.pairs_per_sequence == 0:
             raise InputError("pairs_per_sequence", "must be >= 1 when sequences are given")
         for name in ("crop", "room_size"):
@@ -238,7 +244,8 @@ def train(config: TrainConfig) -> TrainResult:
     sources = [rgbd_source(seq, config.frames, config.pairs_per_sequence, config.seed + n, cache_dir=cache)
                for n, seq in enumerate(config.sequences)]
     if config.pipeline_pairs:
-        sources += [pipeline_source(seq, config.frames, config.pipeline_pairs, config.seed + 500 + n, cache_dir=cache)
+        sources += [pipeline_source(seq, config.frames, config.pipeline_pairs, config.seed + 500 + n,
+                                    config.render_condition, cache_dir=cache)
                     for n, seq in enumerate(config.sequences)]
     if config.rooms:
         sources.append(rooms_source(config.rooms, config.seed, config.room_size[1], config.room_size[0],
