@@ -26,6 +26,11 @@ def test_node_serves_a_request_with_the_worldstereo_backend(peer, tiny_release):
     client = ActionClient(peer.node, Imagine, "imagine")
     try:
         assert peer.wait(lambda: client.server_is_ready(), 60.0), "imagine action not found"
+        # the action server can match before the camera topics do: frames sent earlier are lost (under load
+        # the goal then found "no snapshot yet")
+        cam_pubs = (cam.pub_image, cam.pub_depth, cam.pub_info)
+        assert peer.wait(lambda: all(p.get_subscription_count() > 0 for p in cam_pubs), 30.0), (
+            "imagination_node did not subscribe to image, depth and camera_info")
         for _ in range(3):
             cam.publish()
         path, _ = _straight_path(cam.T_world_base, 0.3, 3)
