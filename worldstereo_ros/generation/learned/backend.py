@@ -13,11 +13,11 @@ Per target frame, in order:
 3. depth the cache can trust: imagined depth is clamped to the range of depths the memories (cache render and
    references) hold within ``support_window_px`` of the pixel; where they hold none, depth is 0 (unknown)
    and confidence 0. Where a retrieved reference sees the pixel, the depth is that reference's measurement
-   (``reference_depth``). The confidence the pipeline merges by is the network's only where a retrieved
-   reference sees the pixel, else 0: pixels supported by the temporal carry alone (the model's own earlier
-   guess) or by nothing never reach the cache (on the geometry section's tuning starts those carried pixels
-   were 86 % of the merged ones, with a median depth error of 15 %, and cost the map 0.1 in F1@2cm). The
-   carry itself still selects by the network's confidence. ``confidence`` of observed pixels is 1.
+   (``reference_depth``). The confidence the pipeline merges by is ``reference_confidence`` (1; or the network's)
+   only where a retrieved reference sees the pixel, else 0: pixels supported by the temporal carry alone (the
+   model's own earlier guess) or by nothing never reach the cache (on the geometry section's tuning starts
+   those carried pixels were 86 % of the merged ones, with a median depth error of 15 %, and cost the map 0.1
+   in F1@2cm). The carry itself still selects by the network's confidence. ``confidence`` of observed pixels is 1.
 
 Depth is float32 metres (metric: it continues the cache's metric depth), 0 = unknown. The network is
 deterministic; ``generator`` is accepted for the interface.
@@ -104,7 +104,8 @@ class LearnedGenerator(Generator):
             geometry section's tuning starts 1.0 raised F1@2cm above the floor (0: 0.739 vs 0.733, 300: 0.628 vs
             0.625) where the network's confidence left it at or below (0.732, 0.624).
         prefetch: build the next frame's condition (reference detail, prior, references) on a second thread
-            while the network runs on this one (same outputs; about 1.3x the views per second on two cores).
+            while the network runs on this one (same outputs; 1.42x the views per second on this 2-core machine,
+            ``benchmarks/bench_learned_speed.py --without-prefetch``).
         threads: torch CPU threads while generating (None: leave torch's setting).
         device: torch device of the network.
     Raises:
@@ -119,9 +120,7 @@ class LearnedGenerator(Generator):
                  temporal_min_confidence: float = 0.5, support_window_px: int = 65, reference_detail: bool = True,
                  reference_depth: bool = True, detail_to_network: bool = False, prior: str = "telea",
                  prefetch: bool = True, agreement: float | None = None, reference_confidence: float | None = 1.0,
-                 threads: int | None = None,
-                 device: str | torch.device = "cpu",
-                 **unknown) -> None:
+                 threads: int | None = None, device: str | torch.device = "cpu", **unknown) -> None:
         if unknown:
             raise InputError(sorted(unknown)[0], f"unknown option of the learned backend; valid: {', '.join(_OPTIONS)}")
         for name, value in (("ssm", ssm), ("temporal", temporal), ("reference_detail", reference_detail),

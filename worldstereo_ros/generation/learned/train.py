@@ -1,9 +1,11 @@
 """Training FillNet on forward–backward fill problems (library function :func:`train`).
 
 Data: examples from RGB-D sequences (7-Scenes layout; only the frames given, by default the training
-split 0-199 and 300-599 of the shared redkitchen) and from random procedural rooms, built lazily and cached
-on disk (:mod:`.data`). Each step draws a seeded batch of random crops (centred on holes, random flips,
-brightness gain, the reference dropped 40 % of the time so the model also learns to fill without one).
+split 0-199 and 300-599 of the shared redkitchen): forward-backward pairs and, with ``pipeline_pairs``, the
+pipeline's own condition (the cache of frame s rendered at frame t); and from random procedural rooms; built
+lazily and cached on disk (:mod:`.data`). Each step draws a seeded batch of random crops (centred on holes,
+random flips, brightness gain, the reference dropped 40 % of the time so the model also learns to fill without
+one).
 
 Loss on the hole pixels only (observed pixels pass through): L1 + (1 - SSIM) + an image-gradient L1 (the
 last two punish blur, which plain L1 rewards far from any observation), L1 on normalised inverse depth
