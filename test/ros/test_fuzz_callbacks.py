@@ -235,5 +235,6 @@ def test_a_bad_path_id_is_rejected_by_name(harness, ids):
     assert h.node.problems.count(h.UNNAMED) == before, h.rejections()
     assert h.node.problems.count("candidate_paths.id") == named + 1, h.rejections()
     # the action refuses the same paths in its goal callback, naming the path
-    key, reason = h.node._goal_problem(Imagine.Goal(paths=paths, frames_per_path=3))
+    request, (key, reason) = h.node._goal_request(Imagine.Goal(paths=paths, frames_per_path=3))
+    assert request is None
     assert key == "goal.path_id" and "goal.paths[" in reason and ".id" in reason

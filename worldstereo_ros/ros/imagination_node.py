@@ -237,37 +237,37 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
                 if dropped == [request] else "dropped the oldest waiting path request"))
 
     # ------------------------------------------------------------------ action
-    def _goal_problem(self, goal) -> tuple[str, str] | None:
-        """(key, reason) why ``goal`` cannot be served within the limits, or None; nothing is allocated."""
+    def _goal_request(self, goal) -> tuple[ImagineRequest | None, tuple[str, str] | None]:
+        """(the request serving ``goal``, None), or (None, (key, reason)) why it cannot be served within the
+        limits; nothing is allocated for a refused goal."""
         p = self.p
         if not goal.paths:
-            return "goal.empty", "imagine goal without paths rejected"
+            return None, ("goal.empty", "imagine goal without paths rejected")
         if len(goal.paths) > p["max_paths_per_request"]:
-            return "goal.too_many_paths", (f"imagine goal rejected: {len(goal.paths)} paths, more than "
-                                           f"max_paths_per_request = {p['max_paths_per_request']}")
+            return None, ("goal.too_many_paths", (f"imagine goal rejected: {len(goal.paths)} paths, more than "
+                                                  f"max_paths_per_request = {p['max_paths_per_request']}"))
         frames = int(goal.frames_per_path) or p["frames_per_path"]
         if not 2 <= frames <= p["max_frames_per_path"]:
-            return "goal.frames_per_path", (f"imagine goal rejected: frames_per_path = {frames} outside "
-                                            f"2..max_frames_per_path = {p['max_frames_per_path']}")
+            return None, ("goal.frames_per_path", (f"imagine goal rejected: frames_per_path = {frames} outside "
+                                                   f"2..max_frames_per_path = {p['max_frames_per_path']}"))
         for i, cp in enumerate(goal.paths):
             if len(cp.path.poses) > p["max_poses_per_path"]:
-                return "goal.too_many_poses", (f"imagine goal rejected: paths[{i}] has {len(cp.path.poses)} poses, "
-                                               f"more than max_poses_per_path = {p['max_poses_per_path']}")
+                return None, ("goal.too_many_poses", (f"imagine goal rejected: paths[{i}] has {len(cp.path.poses)} "
+                                                      f"poses, more than max_poses_per_path = "
+                                                      f"{p['max_poses_per_path']}"))
         try:
-            named_paths(goal.paths, "goal.paths")
+            paths = named_paths(goal.paths, "goal.paths")
         except InputError as err:
-            return "goal.path_id", f"imagine goal rejected: {err}"
-        return None
+            return None, ("goal.path_id", f"imagine goal rejected: {err}")
+        return ImagineRequest(paths, frames, bool(goal.new_snapshot)), None
 
     def _on_goal(self, goal) -> GoalResponse:
         """Accept ``goal`` by queueing its request now, or reject it with a logged reason (module doc)."""
         try:
-            problem = self._goal_problem(goal)
+            request, problem = self._goal_request(goal)
         except Exception as err:  # a goal must never stop the node
-            problem = "goal.invalid", f"imagine goal rejected: {type(err).__name__}: {err}"
-        if problem is None:
-            frames = int(goal.frames_per_path) or self.p["frames_per_path"]
-            request = ImagineRequest(named_paths(goal.paths, "goal.paths"), frames, bool(goal.new_snapshot))
+            request, problem = None, ("goal.invalid", f"imagine goal rejected: {type(err).__name__}: {err}")
+        if request is not None:
             refused = self._requests.offer(request, self.p["busy_policy"], self.p["queue_size"])
             if refused is None:
                 with self._goals_cond:
@@ -285,15 +285,12 @@ class ImaginationNode(ImaginationWorker, ImaginationOutputs, StatePersistence, N
             self._goals_running += 1
         try:
             if request is None:  # not queued by _on_goal (a caller that skipped it): judge and queue it here
-                problem = self._goal_problem(goal)
-                request = ImagineRequest([], 0)
+                request, problem = self._goal_request(goal)
                 if problem is not None:
                     self.problems.report(*problem)
+                    request = ImagineRequest([], 0)
                     request.drop(problem[1])
                 else:
-                    request = ImagineRequest(named_paths(goal.paths, "goal.paths"),
-                                             int(goal.frames_per_path) or self.p["frames_per_path"],
-                                             bool(goal.new_snapshot))
                     self._submit(request)
             while not request.done.wait(0.05):
                 if goal_handle.is_cancel_requested and not request.cancel.is_set():

@@ -39,7 +39,7 @@ class ReplayNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("replay_node", **kwargs)
-        # ConfigError naming the parameter when out of range; InputError when folder lies outside allowed_roots
+        # ConfigError naming the parameter when out of range or when folder lies outside allowed_roots
         value = confine_path_parameters(declare_params(self, REPLAY_NODE_PARAMS))
         self.folder_path = value["folder"]
         self.rate_hz = value["rate_hz"]
