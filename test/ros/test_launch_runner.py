@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_rgbd import write_tiny_sequence
 
-from worldstereo_ros.datasets.rgbd_folder import write_rgbd_frame
 from worldstereo_ros.errors import ConfigError
 from worldstereo_ros.ros.launch_subset import NodeSpec, find_launch_file, load_launch_file, run_nodes
 
@@ -146,22 +146,13 @@ def test_a_failing_node_stops_the_run_with_its_exit_code(tmp_path, capsys):
     assert "[replay_node]" in capsys.readouterr().out
 
 
-def _tiny_sequence(folder: Path, K: np.ndarray, frames: int = 3) -> None:
-    rng = np.random.default_rng(3)
-    for k in range(frames):
-        T = np.eye(4)
-        T[0, 3] = 0.1 * k
-        write_rgbd_frame(folder, k, rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
-                         np.full((12, 16), 1.5, np.float32), T, K)
-
-
 def test_replay_launch_file_runs_on_the_ros_graph(tmp_path):
     rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/setup.sh)")
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo
 
     K = np.array([[17.0, 0.0, 7.5], [0.0, 19.0, 5.5], [0.0, 0.0, 1.0]])  # recognisable: this run's node
-    _tiny_sequence(tmp_path / "seq", K)
+    write_tiny_sequence(tmp_path / "seq", K, frames=3, seed=3)
     proc = subprocess.Popen([sys.executable, "-m", "worldstereo_ros.ros.launch_subset", "replay.launch.py",
                              f"folder:={tmp_path / 'seq'}", f"allowed_roots:=['{tmp_path}']", "rate_hz:=20.0",
                              "loop:=true"],

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_rgbd import write_tiny_sequence
 
-from worldstereo_ros.datasets.rgbd_folder import RgbdFolder, write_rgbd_frame
+from worldstereo_ros.datasets.rgbd_folder import RgbdFolder
 from worldstereo_ros.errors import ConfigError, InputError
 from worldstereo_ros.ros.launch_subset import NodeSpec, run_nodes
 
@@ -22,12 +23,7 @@ K = np.array([[17.0, 0.0, 7.5], [0.0, 19.0, 5.5], [0.0, 0.0, 1.0]])
 
 
 def _sequence(folder: Path, frames: int = 4) -> None:
-    rng = np.random.default_rng(5)
-    for k in range(frames):
-        T = np.eye(4)
-        T[0, 3] = 0.1 * k
-        write_rgbd_frame(folder, k, rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
-                         np.full((12, 16), 1.5, np.float32), T, K)
+    write_tiny_sequence(folder, K, frames, seed=5)
 
 
 def test_missing_pose_file_is_an_error_naming_the_file(tmp_path):
