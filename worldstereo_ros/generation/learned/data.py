@@ -86,6 +86,11 @@ class FillExample:
                        z["ref_depth"].astype(np.float32), z["ref_valid"], z["K"], str(z["name"]), *cond)
 
 
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Float colours in [0, 1] (clipped) rounded to uint8."""
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def _reference_layer(rgb: np.ndarray, depth: np.ndarray, K_ref: np.ndarray, T_world_ref: np.ndarray,
                      K: np.ndarray, T_world_cam: np.ndarray, height: int, width: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,7 +111,7 @@ def make_example(rgb_i: np.ndarray, depth_i: np.ndarray, T_i: np.ndarray, T_j: n
     fb = forward_backward_holes(rgb_i.astype(np.float32) / 255.0, depth_i, K, T_i, T_j)
     ref_rgb, ref_depth, ref_valid = _reference_layer(rgb_k.astype(np.float32) / 255.0, depth_k, K, T_k, K, T_i, h, w)
     return FillExample(rgb=rgb_i.astype(np.uint8), depth=np.where(fb.valid, depth_i, 0.0).astype(np.float32),
-                       hole=fb.hole, ref_rgb=(np.clip(ref_rgb, 0, 1) * 255 + 0.5).astype(np.uint8),
+                       hole=fb.hole, ref_rgb=_to_uint8(ref_rgb),
                        ref_depth=ref_depth, ref_valid=ref_valid, K=np.asarray(K, np.float64), name=name)
 
 
@@ -203,11 +208,10 @@ def pipeline_example(rgb_s: np.ndarray, depth_s: np.ndarray, T_s: np.ndarray, rg
     h, w = depth_t.shape
     cond_rgb, cond_depth, observed = render_condition(rgb_s, depth_s, K, T_s, T_t, h, w)
     ref_rgb, ref_depth, ref_valid = _reference_layer(rgb_s.astype(np.float32) / 255.0, depth_s, K, T_s, K, T_t, h, w)
-    to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
     truth_depth = np.where(np.isfinite(depth_t) & (depth_t > 0), depth_t, 0.0).astype(np.float32)
-    return FillExample(rgb=rgb_t.astype(np.uint8), depth=truth_depth, hole=~observed, ref_rgb=to8(ref_rgb),
+    return FillExample(rgb=rgb_t.astype(np.uint8), depth=truth_depth, hole=~observed, ref_rgb=_to_uint8(ref_rgb),
                        ref_depth=ref_depth, ref_valid=ref_valid, K=np.asarray(K, np.float64), name=name,
-                       cond_rgb=to8(np.where(observed[..., None], cond_rgb, 0.0)),
+                       cond_rgb=_to_uint8(np.where(observed[..., None], cond_rgb, 0.0)),
                        cond_depth=np.where(observed, cond_depth, 0.0).astype(np.float32))
 
 
@@ -249,8 +253,7 @@ def rooms_source(count: int, seed: int, width: int = 640, height: int = 480, spa
         Ti, Tj, Tk = random_camera_pair(room, room_seed)
         rgb_i, d_i = room.scene.render(K, Ti, w, h)
         rgb_k, d_k = room.scene.render(K, Tk, w, h)
-        to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
-        return make_example(to8(rgb_i), d_i, Ti, Tj, to8(rgb_k), d_k, Tk, K, f"room seed={room_seed}")
+        return make_example(_to_uint8(rgb_i), d_i, Ti, Tj, _to_uint8(rgb_k), d_k, Tk, K, f"room seed={room_seed}")
 
     return ExampleSource(specs, build, cache_dir, "room")
 
