@@ -7,12 +7,13 @@ at low resolution; the real-data test runs ``bench --quick`` as CI does when ``.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from worldstereo_ros.cli import main as cli_main
-from worldstereo_ros.errors import InputError
+from worldstereo_ros.errors import ConfigError, InputError
 from worldstereo_ros.evaluation.bench_report import markdown, write_report
 from worldstereo_ros.evaluation.benchmark import BenchConfig, parse_frames, run_benchmark, without_timings
 
@@ -110,6 +111,18 @@ def test_bad_input(room_folder, tmp_path, capsys):
         parse_frames("299-200")
     assert cli_main(["bench", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "camera-intrinsics.txt" in capsys.readouterr().err
+
+
+def test_voxel_size_reaches_every_pipeline(room_folder, room_results):
+    coarse = run_benchmark(replace(_config(room_folder), voxel_size_m=0.05), sections=("geometry", "camera"))
+    assert coarse.config["voxel_size_m"] == 0.05
+    [fine_row] = [r for r in room_results.geometry if r["method"] == "render_fill"]
+    [coarse_row] = [r for r in coarse.geometry if r["method"] == "render_fill"]
+    assert coarse_row["points"] < 0.5 * fine_row["points"]  # 5 cm voxels hold far fewer points than 1 cm ones
+    # the floor is the start frame's own points: no pipeline, so the voxel size leaves it alone
+    assert coarse.geometry[0]["points"] == room_results.geometry[0]["points"]
+    with pytest.raises(ConfigError, match="voxel_size_m"):
+        run_benchmark(replace(_config(room_folder), voxel_size_m=0.0), sections=("geometry",))
 
 
 def test_quick_bench_on_real_data(redkitchen_dir, tmp_path, capsys):

@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "frame and 40 frames later; --quick: the first)")
     p.add_argument("--sections", nargs="+", default=None, help="subset of: geometry camera consistency fill "
                    "fidelity stereo speed (default: all)")
+    p.add_argument("--voxel-size-m", type=float, default=None, help="voxel size of every pipeline's global "
+                   "cache, metres (default: the pipeline's, 0.01)")
     p.add_argument("--out", default="outputs/bench", help="folder for results.md, results.json, the plots "
                    "and the contact sheet")
 
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
                      "middlebury_calibration": _calibration(args.calib)}
         if args.starts:
             overrides.update(starts=args.starts, geometry_starts=len(args.starts))
+        if args.voxel_size_m is not None:
+            overrides.update(voxel_size_m=args.voxel_size_m)
         config = (BenchConfig.quick if args.quick else BenchConfig.full)(data, middlebury, **overrides)
         results = run_benchmark(config, tuple(args.sections or SECTIONS),
                                 progress=lambda line: print(f"[bench] {line}", file=sys.stderr, flush=True))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from worldstereo_ros.errors import InputError
+from worldstereo_ros.pipeline.config import PipelineConfig
 
 THRESHOLDS_M = (0.02, 0.05, 0.10)
 SECTIONS = ("geometry", "camera", "consistency", "fill", "fidelity", "stereo", "speed")
@@ -57,6 +58,7 @@ class BenchConfig:
         speed_frames: poses per trajectory of the speed run. speed_size: (width, height) of the speed run.
         depth_max_m: depth beyond this is left out of the reference fusion (metres).
         seed: pipeline seed.
+        voxel_size_m: voxel edge of every pipeline's global cache (metres; the pipeline's default unless set).
     """
 
     data: Path
@@ -79,6 +81,12 @@ class BenchConfig:
     speed_size: tuple[int, int] = (640, 480)
     depth_max_m: float = 6.0
     seed: int = 0
+    voxel_size_m: float = PipelineConfig.voxel_size_m
+
+    def pipeline(self) -> PipelineConfig:
+        """The settings every pipeline of the run starts from (each section sets the backend and its own
+        overrides); raises ConfigError naming an invalid one."""
+        return PipelineConfig(seed=self.seed, voxel_size_m=self.voxel_size_m).validate()
 
     @classmethod
     def full(cls, data, middlebury=None, **overrides) -> "BenchConfig":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +39,9 @@ def frames_are_cache_renders(backend: str) -> bool:
         return False
 
 
-def _pipeline_config(backend: str, seed: int, **kw):
-
-    return PipelineConfig(backend=backend, seed=seed, **kw)
+def _pipeline_config(backend: str, settings: PipelineConfig, **kw) -> PipelineConfig:
+    """``settings`` (the run's, :meth:`BenchConfig.pipeline`) with ``backend`` and the section's overrides."""
+    return replace(settings, backend=backend, **kw)
 
 
 def _snapshot(frame: RgbdFrame) -> Snapshot:
@@ -60,18 +60,19 @@ def _in_range(index: int, frames: tuple[int, int] | None) -> bool:
     return frames is None or frames[0] <= index <= frames[1]
 
 
-def plain_cache_render(first: RgbdFrame, T_world_cam: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def plain_cache_render(first: RgbdFrame, T_world_cam: np.ndarray,
+                       settings: PipelineConfig) -> tuple[np.ndarray, np.ndarray]:
     """The start frame's cache (as the pipeline builds it) drawn at each pose with no generator: rgb
     (N, H, W, 3) float32 and depth (N, H, W) float32 metres, holes black with depth 0."""
-    pipe = ImaginationPipeline(_pipeline_config("render_fill", seed, memory="none")).initialize(_snapshot(first))
+    pipe = ImaginationPipeline(_pipeline_config("render_fill", settings, memory="none")).initialize(_snapshot(first))
     h, w = first.depth.shape
     K = torch.as_tensor(first.K).expand(T_world_cam.shape[0], 3, 3)
     out = pipe.cache.render(K, torch.linalg.inv(torch.as_tensor(T_world_cam)), h, w, splat_px=pipe.config.splat_px)
     return out.rgb.numpy(), out.depth.numpy()
 
 
-def geometry_and_camera(folder: RgbdFolder | TumSequence, start: int, span: int, step: int, backends: list[str], seed: int,
-                        results: BenchResults, depth_max_m: float = 6.0,
+def geometry_and_camera(folder: RgbdFolder | TumSequence, start: int, span: int, step: int, backends: list[str],
+                        settings: PipelineConfig, results: BenchResults, depth_max_m: float = 6.0,
                         frames_range: tuple[int, int] | None = None) -> None:
     """The geometry rows (floor + one per backend) and camera rows of one start frame (frames in
     ``frames_range`` only)."""
@@ -89,12 +90,12 @@ def geometry_and_camera(folder: RgbdFolder | TumSequence, start: int, span: int,
     commanded = np.stack([f.T_world_cam for f in frames[1:]])
     real = estimate_path(np.stack([f.rgb for f in frames[1:]]), np.stack([f.depth for f in frames[1:]]), first.K)
     results.camera.append(_camera_row(start, "real frames (estimator floor)", real, commanded))
-    plain_rgb, plain_depth = plain_cache_render(first, commanded, seed)
+    plain_rgb, plain_depth = plain_cache_render(first, commanded, settings)
     results.camera.append(_camera_row(start, "plain cache render, no generator (to beat)",
                                       estimate_path(plain_rgb, plain_depth, first.K), commanded))
     for backend in backends:
         t0 = time.perf_counter()
-        pipe = ImaginationPipeline(_pipeline_config(backend, seed)).initialize(_snapshot(first))
+        pipe = ImaginationPipeline(_pipeline_config(backend, settings)).initialize(_snapshot(first))
         [run] = pipe.run([Trajectory("gt_path", commanded)])
         seconds = time.perf_counter() - t0
         results.geometry.append(_score_row(reconstruction_score(pipe.cache.xyz.cpu().numpy(), ref_xyz,
@@ -115,8 +116,8 @@ def _camera_row(start: int, method: str, estimate: tuple[np.ndarray, np.ndarray]
                 ate_cm=100 * e.ate_m, tracked=e.tracked_fraction, frames=e.n_frames, informative=informative)
 
 
-def fidelity(folder: RgbdFolder | TumSequence, starts: list[int], offsets: list[int], backends: list[str], seed: int,
-             results: BenchResults, frames_range: tuple[int, int] | None = None) -> None:
+def fidelity(folder: RgbdFolder | TumSequence, starts: list[int], offsets: list[int], backends: list[str],
+             settings: PipelineConfig, results: BenchResults, frames_range: tuple[int, int] | None = None) -> None:
     """Per start, offset and backend: both methods' scores against the real frame (targets in range only)."""
     for b_i, backend in enumerate(backends):
         for s_i, start in enumerate(starts):
@@ -124,7 +125,7 @@ def fidelity(folder: RgbdFolder | TumSequence, starts: list[int], offsets: list[
             mine = [o for o in offsets if _in_range(start + o, frames_range)]
             if not mine:
                 continue
-            r = evaluate_start(folder, start, mine, _pipeline_config(backend, seed), keep_images=keep)
+            r = evaluate_start(folder, start, mine, _pipeline_config(backend, settings), keep_images=keep)
             if keep:
                 results.images = r.images
             for offset, base, ours, holes in zip(r.offsets, r.baseline, r.ours, r.hole_fraction):
@@ -144,14 +145,14 @@ def consistency(folder, starts: list[int], config: BenchConfig, results: BenchRe
         snapshot = _snapshot(folder.read(start))
         for backend in config.backends:
             say(f"consistency ({backend}) from frame {start}")
-            rows = consistency_rows(snapshot, checks, _pipeline_config(backend, config.seed))
+            rows = consistency_rows(snapshot, checks, _pipeline_config(backend, config.pipeline()))
             results.consistency += [dict(source=f"data, frame {start}", backend=backend, **asdict(r)) for r in rows]
     w, h = config.room_size
     snapshot = procedural_snapshot(w, h)
     checks = room_checks(snapshot, build_scene(0, 0.01), config.consistency_frames)
     for backend in config.backends:
         say(f"consistency ({backend}) on the procedural room")
-        rows = consistency_rows(snapshot, checks, _pipeline_config(backend, config.seed))
+        rows = consistency_rows(snapshot, checks, _pipeline_config(backend, config.pipeline()))
         results.consistency += [dict(source="procedural room", backend=backend, **asdict(r)) for r in rows]
 
 
@@ -200,7 +201,7 @@ def _range_text(frames: tuple[int, int] | None) -> str:
     return "all frames" if frames is None else f"frames {frames[0]}-{frames[1]}"
 
 
-def stereo(middlebury: Path, backends: list[str], seed: int, results: BenchResults,
+def stereo(middlebury: Path, backends: list[str], settings: PipelineConfig, results: BenchResults,
            calibration: dict | None = None) -> None:
     """The right view of the stereo pair from the left image + ground-truth depth, for each backend."""
     pair = read_middlebury(middlebury, **(calibration or {}))
@@ -215,13 +216,14 @@ def stereo(middlebury: Path, backends: list[str], seed: int, results: BenchResul
     results.stereo.append(dict(pair=middlebury.name, method="baseline (z-buffer + Telea)", holes=float(holes.mean()),
                                **asdict(score_view(base, real, holes))))
     for backend in backends:
-        pipe = ImaginationPipeline(_pipeline_config(backend, seed)).initialize(_snapshot(left))
+        pipe = ImaginationPipeline(_pipeline_config(backend, settings)).initialize(_snapshot(left))
         [run] = pipe.run([Trajectory("right", T_right[None], K=K_right)])
         results.stereo.append(dict(pair=middlebury.name, method=backend, holes=float(holes.mean()),
                                    **asdict(score_view(run.rgb[0], real, holes))))
 
 
-def speed(backends: list[str], frames: int, size: tuple[int, int], seed: int, results: BenchResults) -> None:
+def speed(backends: list[str], frames: int, size: tuple[int, int], settings: PipelineConfig,
+          results: BenchResults) -> None:
     """A demo-sized run per backend: per-stage seconds, frames per second, peak RSS."""
     w, h = size
     snapshot = procedural_snapshot(w, h)
@@ -231,7 +233,7 @@ def speed(backends: list[str], frames: int, size: tuple[int, int], seed: int, re
     for backend in backends:
         with PeakRss() as mem:
             t0 = time.perf_counter()
-            pipe = ImaginationPipeline(_pipeline_config(backend, seed)).initialize(snapshot)
+            pipe = ImaginationPipeline(_pipeline_config(backend, settings)).initialize(snapshot)
             t_init = time.perf_counter() - t0
             runs = pipe.run(trajectories)
             total = time.perf_counter() - t0

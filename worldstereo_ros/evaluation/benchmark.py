@@ -83,6 +83,7 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
     cfg = asdict(config)
     cfg.update(data=str(config.data), middlebury=None if config.middlebury is None else str(config.middlebury),
                starts=starts, environment=dict(environment(), data_sha256=data_fingerprint(config.data)))
+    settings = config.pipeline()
     results = BenchResults(config=cfg)
     t0 = time.perf_counter()
     geometry_starts = starts[:config.geometry_starts]
@@ -90,7 +91,7 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
         if "geometry" in sections or "camera" in sections:
             for start in geometry_starts:
                 say(f"geometry and camera accuracy from frame {start}")
-                geometry_and_camera(folder, start, config.span, config.step, config.backends, config.seed, results,
+                geometry_and_camera(folder, start, config.span, config.step, config.backends, settings, results,
                                     config.depth_max_m, config.frames)
         if "consistency" in sections:
             consistency(folder, geometry_starts, config, results, say)
@@ -98,13 +99,13 @@ def run_benchmark(config: BenchConfig, sections: tuple[str, ...] = SECTIONS,
             fill(folder, config, results, say)
         if "fidelity" in sections:
             say(f"view fidelity from frames {starts}")
-            fidelity(folder, starts, config.offsets, config.backends, config.seed, results, config.frames)
+            fidelity(folder, starts, config.offsets, config.backends, settings, results, config.frames)
         if "stereo" in sections and config.middlebury is not None:
             say(f"stereo view synthesis on {config.middlebury}")
-            stereo(config.middlebury, config.backends, config.seed, results, config.middlebury_calibration)
+            stereo(config.middlebury, config.backends, settings, results, config.middlebury_calibration)
         if "speed" in sections:
             say("speed")
-            speed(config.backends, config.speed_frames, config.speed_size, config.seed, results)
+            speed(config.backends, config.speed_frames, config.speed_size, settings, results)
     results.seconds = time.perf_counter() - t0
     return results
 
