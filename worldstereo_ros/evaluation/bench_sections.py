@@ -139,20 +139,21 @@ def fidelity(folder: RgbdFolder | TumSequence, starts: list[int], offsets: list[
 def consistency(folder, starts: list[int], config: BenchConfig, results: BenchResults,
                 say: Callable[[str], None]) -> None:
     """Consistency v2 rows from each start of the data and from the procedural room, per backend."""
+    settings = config.pipeline()
     for start in starts:
         checks = sequence_checks(folder, start, [start + o for o in config.check_offsets], config.consistency_frames,
                                  frame_range=config.frames)
         snapshot = _snapshot(folder.read(start))
         for backend in config.backends:
             say(f"consistency ({backend}) from frame {start}")
-            rows = consistency_rows(snapshot, checks, _pipeline_config(backend, config.pipeline()))
+            rows = consistency_rows(snapshot, checks, _pipeline_config(backend, settings))
             results.consistency += [dict(source=f"data, frame {start}", backend=backend, **asdict(r)) for r in rows]
     w, h = config.room_size
     snapshot = procedural_snapshot(w, h)
     checks = room_checks(snapshot, build_scene(0, 0.01), config.consistency_frames)
     for backend in config.backends:
         say(f"consistency ({backend}) on the procedural room")
-        rows = consistency_rows(snapshot, checks, _pipeline_config(backend, config.pipeline()))
+        rows = consistency_rows(snapshot, checks, _pipeline_config(backend, settings))
         results.consistency += [dict(source="procedural room", backend=backend, **asdict(r)) for r in rows]
 
 
